@@ -1,0 +1,37 @@
+# kerasopt: every target creates and reuses the virtual environment in .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_USE_LEGACY_KERAS := 1
+
+.PHONY: install demo test test-all lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+# Reinstall when the package metadata changes.
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/kerasopt fit configs/digits_cnn.yaml --overwrite
+
+# Plain `pytest`, never `python -m pytest`: the latter puts the repo root on
+# sys.path and makes the top-level callbacks/ folder importable a second time.
+test: install
+	$(BIN)/pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check kerasopt callbacks tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info

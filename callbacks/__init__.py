@@ -1,0 +1,1 @@
+"""kerasopt callbacks (installed as ``kerasopt.callbacks``). Relative imports only inside this folder."""

@@ -1,0 +1,30 @@
+"""kerasopt: a Keras-first training application.
+
+From Python and Jupyter::
+
+    import kerasopt
+    result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 3})
+    result.metrics["final"]["val_accuracy"]
+
+Importing kerasopt does not import TensorFlow; ``fit`` and ``evaluate`` do.
+"""
+
+from kerasopt.config import ExperimentConfig, load_config
+from kerasopt.errors import ConfigError
+
+__version__ = "0.1.0"
+__all__ = ["ConfigError", "ExperimentConfig", "evaluate", "fit", "load_config", "__version__"]
+
+
+def fit(*args, **kwargs):
+    """Train an experiment; see :func:`kerasopt.training.fit.fit`."""
+    from kerasopt.training.fit import fit as _fit
+
+    return _fit(*args, **kwargs)
+
+
+def evaluate(*args, **kwargs):
+    """Evaluate a run or model; see :func:`kerasopt.evaluate.evaluate`."""
+    from kerasopt.evaluate import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

@@ -1,0 +1,142 @@
+"""The ``kerasopt`` command: parse, call one pipeline function, map errors to exit codes.
+
+Exit codes: 0 success, 2 bad config or input (one line, no traceback), 1 anything
+else. TensorFlow is imported only by the verbs that train or evaluate, so
+``--help``, ``validate`` and ``schema`` answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kerasopt import __version__
+from kerasopt.errors import ConfigError
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _err(msg: str) -> None:
+    rank = os.environ.get("HOROVOD_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")
+    prefix = f"[rank {rank}] " if rank is not None else ""
+    click.secho(f"{prefix}error: {msg}", fg="red", err=True)
+
+
+def _guard(fn):
+    """Run a verb; ConfigError -> exit 2 with one line, anything else -> exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as e:
+            _err(str(e))
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(130)
+        except click.exceptions.ClickException:
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("KERASOPT_DEBUG"):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            _err(f"{type(e).__name__}: {first} (set KERASOPT_DEBUG=1 for the traceback)")
+            sys.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+_set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                           help="Override a config key, e.g. --set train.epochs=3 (repeatable).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kerasopt")
+def main() -> None:
+    """kerasopt: one YAML file to a trained, checkpointed, exported Keras model."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_set_option
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<name>/.")
+@click.option("--resume", is_flag=True, help="Continue the run in the run directory from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@_guard
+def fit(config, overrides, run_dir, resume, overwrite, print_config):
+    """Train the experiment in CONFIG."""
+    from kerasopt.config import dump_config, load_config
+
+    cfg = load_config(config, overrides)
+    if print_config:
+        click.echo(dump_config(cfg), nl=False)
+        return
+    from kerasopt.training.fit import fit as run_fit
+
+    run_fit(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_set_option
+@_guard
+def validate(config, overrides):
+    """Check CONFIG against the schema without training."""
+    from kerasopt.config import load_config
+
+    cfg = load_config(config, overrides)
+    d, m, t = cfg.data, cfg.model, cfg.train
+    click.echo(f"{config}: valid. name={cfg.name} data={d.source}:{d.name or d.path} model={m.type} "
+               f"epochs={t.epochs} batch={d.batch_size} optimizer={t.optimizer.type}@{t.optimizer.learning_rate:g} "
+               f"precision={t.precision}")
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_set_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@_guard
+def evaluate(target, config, overrides, as_json):
+    """Report metrics of TARGET (a run directory or a .keras file) on the validation split."""
+    from kerasopt.evaluate import evaluate as run_eval
+
+    metrics = run_eval(target, config, overrides)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{target} on the validation split", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    Console().print(table)
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@_guard
+def schema(output):
+    """Print the JSON Schema of the config (for editor autocompletion of YAML)."""
+    from kerasopt.config.schema import ExperimentConfig
+
+    text = json.dumps(ExperimentConfig.model_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

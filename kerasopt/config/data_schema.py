@@ -1,0 +1,144 @@
+"""The ``data:`` section: where examples come from and how they are fed."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from kerasopt.config.base import FieldError, Strict, check_applicable
+
+SOURCES = ("sklearn", "npz", "csv", "image_dir", "tfrecord", "tfds", "keras_datasets", "synthetic")
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+
+# Which sources use each source-specific key (everything else applies to all).
+_OWNERS: dict[str, tuple[str, ...]] = {
+    "name": ("sklearn", "tfds", "keras_datasets"),
+    "path": ("npz", "csv", "image_dir", "tfrecord"),
+    "x_key": ("npz",),
+    "y_key": ("npz",),
+    "label_column": ("csv",),
+    "feature_columns": ("csv",),
+    "categorical_columns": ("csv",),
+    "image_size": ("image_dir",),
+    "channels": ("image_dir",),
+    "features": ("tfrecord",),
+    "num_examples": ("synthetic",),
+    "shape": ("synthetic",),
+    "num_classes": ("synthetic",),
+    "task": ("synthetic",),
+    "vocab_size": ("synthetic",),
+}
+
+
+class AugmentConfig(Strict):
+    """Keras preprocessing layers applied to training batches only."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    rotation: float = Field(0.0, ge=0.0, le=1.0, description="fraction of 2*pi")
+    translation: float = Field(0.0, ge=0.0, le=1.0, description="fraction of height/width")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="fraction; 0.1 means +-10%")
+    contrast: float = Field(0.0, ge=0.0, le=1.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or any((self.rotation, self.translation, self.zoom, self.contrast))
+
+
+class FeatureSpec(Strict):
+    """One feature of a TFRecord ``tf.train.Example``."""
+
+    dtype: Literal["float32", "int64", "string", "image"] = "float32"
+    shape: list[int] = Field(default_factory=list, description="[] for a scalar")
+
+
+class DataConfig(Strict):
+    """Example:
+        ``data: {source: sklearn, name: digits, resize: [32, 32], batch_size: 128}``
+    """
+
+    source: Literal[SOURCES] = Field("sklearn", description="registered data source")  # type: ignore[valid-type]
+    name: Optional[str] = Field(None, description="data set name for sklearn/tfds/keras_datasets")
+    path: Optional[str] = Field(None, description="file or folder for npz/csv/image_dir/tfrecord")
+    # npz
+    x_key: str = "x"
+    y_key: str = "y"
+    # csv
+    label_column: Optional[str] = None
+    feature_columns: Optional[list[str]] = Field(None, description="default: every other column")
+    categorical_columns: list[str] = Field(default_factory=list, description="one-hot encoded")
+    # image_dir
+    image_size: Optional[list[int]] = Field(None, description="[height, width] images are decoded to")
+    channels: Literal[1, 3] = 3
+    # tfrecord
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    # synthetic (benchmarks, tests)
+    num_examples: int = Field(1024, gt=0)
+    shape: list[int] = Field(default_factory=lambda: [32, 32, 3])
+    num_classes: int = Field(10, ge=1)
+    task: Literal["classification", "regression", "tokens"] = "classification"
+    vocab_size: int = Field(1000, ge=2)
+
+    # shared by every source
+    label_key: str = Field("label", description="label feature (tfrecord) or key (tfds)")
+    validation_split: float = Field(0.2, description="fraction held out, seeded and deterministic")
+    batch_size: int = Field(64, gt=0, description="global batch size (all replicas together)")
+    shuffle_buffer: int = Field(10_000, ge=0, description="0 disables shuffling")
+    cache: bool = Field(True, description="cache decoded examples in memory after the first epoch")
+    num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE")
+    prefetch: int = Field(-1, ge=-1, description="batches; -1 = AUTOTUNE, 0 = off")
+    normalize: Literal["none", "minmax", "standard"] = Field(
+        "none", description="statistics computed on the training split only"
+    )
+    resize: Optional[list[int]] = Field(None, description="[height, width] for image inputs")
+    reshape: Optional[list[int]] = Field(None, description="reshape each example, e.g. [8, 8] for sequences")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    max_examples: Optional[int] = Field(None, gt=0, description="use only the first N examples")
+
+    @field_validator("validation_split")
+    @classmethod
+    def _split_range(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"must be in [0, 1). Received: {v}")
+        return v
+
+    @field_validator("image_size", "resize")
+    @classmethod
+    def _hw(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and (len(v) != 2 or min(v) <= 0):
+            raise ValueError(f"must be [height, width] with positive sizes. Received: {v}")
+        return v
+
+    @field_validator("shape", "reshape")
+    @classmethod
+    def _positive_shape(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and (not v or min(v) <= 0):
+            raise ValueError(f"must be a non-empty list of positive sizes. Received: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _source_keys(self) -> "DataConfig":
+        check_applicable(self, "source", self.source, _OWNERS)
+        if self.source in ("sklearn", "tfds", "keras_datasets") and not self.name:
+            raise FieldError("name", f"source '{self.source}' needs 'name'")
+        if self.source == "sklearn" and self.name not in SKLEARN_DATASETS:
+            from kerasopt.registry import suggest
+
+            raise FieldError(
+                "name",
+                f"unknown sklearn data set '{self.name}'. Choose one of: "
+                f"{', '.join(SKLEARN_DATASETS)}.{suggest(self.name or '', SKLEARN_DATASETS)}"
+            )
+        if self.source in ("npz", "csv", "image_dir", "tfrecord") and not self.path:
+            raise FieldError("path", f"source '{self.source}' needs 'path'")
+        if self.source == "csv" and not self.label_column:
+            raise FieldError("label_column", "source 'csv' needs 'label_column'")
+        if self.source == "tfrecord":
+            if not self.features:
+                raise FieldError("features", "source 'tfrecord' needs 'features' (name -> {dtype, shape})")
+            if self.label_key not in self.features:
+                raise FieldError(
+                    "label_key",
+                    f"label_key '{self.label_key}' is not among features: {', '.join(self.features)}"
+                )
+        return self

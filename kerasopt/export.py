@@ -1,0 +1,50 @@
+"""Write the trained model into the run directory's ``model/`` folder.
+
+``keras``: ``model/<name>.keras`` (architecture, weights, optimizer);
+``saved_model``: ``model/saved_model/`` for TF Serving and converters.
+TFLite and ONNX arrive with the Compress issue.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from kerasopt._keras import keras
+
+
+def export_model(model: keras.Model, folder: Path, formats: list[str], name: str = "model") -> dict[str, str]:
+    """Export ``model`` in each format; each is written beside a temporary name and renamed in.
+
+    Example:
+        >>> export_model(model, Path("runs/x/model"), ["keras"])  # doctest: +SKIP
+        {'keras': 'runs/x/model/model.keras'}
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    for fmt in formats:
+        if fmt == "keras":
+            final = folder / f"{name}.keras"
+            tmp = folder / f".tmp-{name}.keras"
+            model.save(tmp)
+            os.replace(tmp, final)
+        elif fmt == "saved_model":
+            final = folder / "saved_model"
+            tmp = folder / ".tmp-saved_model"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            model.save(tmp, save_format="tf")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        else:  # the schema only lets known formats through
+            raise ValueError(f"unknown export format. Received: {fmt}")
+        out[fmt] = str(final)
+    return out
+
+
+def find_exported_model(run_dir: Path) -> Path | None:
+    """The ``.keras`` file of a run directory, if it was exported."""
+    files = sorted((run_dir / "model").glob("*.keras"))
+    return files[0] if files else None

@@ -1,0 +1,80 @@
+"""Gradient accumulation: ``k`` micro-batches per optimizer step.
+
+Each micro-batch's gradients of ``loss / k`` are summed into accumulators and
+applied once every ``k`` batches, so ``k`` batches of ``b`` give the same update
+as one batch of ``k * b`` (shown by a test). The optimizer's ``iterations`` —
+and so the LR schedule — counts applied steps.
+"""
+
+from __future__ import annotations
+
+from kerasopt._keras import keras, tf
+
+
+class _AccumulatingModel(keras.Model):
+    """A functional model sharing the original's layers, with an accumulating ``train_step``."""
+
+    def _accum_setup(self, steps: int) -> None:
+        # Stored outside Keras' attribute tracking so the accumulators never show
+        # up in model.weights (saved weights stay those of the plain model).
+        vars_ = [
+            tf.Variable(tf.zeros_like(v), trainable=False, name=f"accum_{i}")
+            for i, v in enumerate(self.trainable_variables)
+        ]
+        counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="accum_counter")
+        self.__dict__["_accum"] = {"steps": int(steps), "grads": vars_, "counter": counter}
+
+    def train_step(self, data):
+        state = self.__dict__["_accum"]
+        steps, accums, counter = state["steps"], state["grads"], state["counter"]
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        opt = self.optimizer
+        scaled = isinstance(opt, keras.mixed_precision.LossScaleOptimizer)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+            step_loss = loss / tf.cast(steps, loss.dtype)
+            if scaled:
+                step_loss = opt.get_scaled_loss(step_loss)
+        tvars = self.trainable_variables
+        grads = tape.gradient(step_loss, tvars)
+        if scaled:
+            grads = opt.get_unscaled_gradients(grads)
+        for acc, g in zip(accums, grads):
+            if g is not None:
+                acc.assign_add(tf.cast(g, acc.dtype))
+        counter.assign_add(1)
+
+        def _apply():
+            opt.apply_gradients(zip([tf.identity(a) for a in accums], tvars))
+            for a in accums:
+                a.assign(tf.zeros_like(a))
+            return tf.constant(True)
+
+        tf.cond(counter % steps == 0, _apply, lambda: tf.constant(False))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+
+def with_grad_accumulation(model: keras.Model, steps: int) -> keras.Model:
+    """Return ``model`` itself for ``steps == 1``, else a model that accumulates gradients.
+
+    The returned model shares every layer and weight with ``model``; save and
+    export ``model``. Call :func:`prepare_accumulation` after ``compile``.
+
+    Example:
+        >>> train_model = with_grad_accumulation(model, 4)  # doctest: +SKIP
+    """
+    if steps <= 1:
+        return model
+    wrapped = _AccumulatingModel(inputs=model.inputs, outputs=model.outputs, name=model.name)
+    wrapped._accum_setup(steps)
+    return wrapped
+
+
+def prepare_accumulation(model: keras.Model) -> None:
+    """Create the optimizer's slots up front: they cannot be created inside ``tf.cond``."""
+    if "_accum" not in model.__dict__:
+        return
+    opt = model.optimizer
+    inner = opt.inner_optimizer if isinstance(opt, keras.mixed_precision.LossScaleOptimizer) else opt
+    inner.build(model.trainable_variables)

@@ -1,0 +1,102 @@
+"""Loss, metrics and class weights for the head, then ``model.compile``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from kerasopt._keras import keras
+from kerasopt.config.schema import ExperimentConfig
+from kerasopt.data.spec import DataSpec
+from kerasopt.errors import ConfigError
+
+
+def head_kind(model: keras.Model, spec: DataSpec) -> str:
+    """``regression``, ``binary`` (one sigmoid unit) or ``multiclass``, read off the built model."""
+    if spec.task == "regression":
+        return "regression"
+    units = model.outputs[0].shape[-1]
+    return "binary" if units == 1 else "multiclass"
+
+
+def wants_one_hot(cfg: ExperimentConfig, kind: str) -> bool:
+    """Categorical losses (and label smoothing, which sparse CE lacks in Keras 2) need one-hot labels."""
+    return kind == "multiclass" and (
+        cfg.train.loss == "categorical_crossentropy"
+        or (cfg.train.loss == "auto" and cfg.train.label_smoothing > 0)
+    )
+
+
+def build_loss(cfg: ExperimentConfig, kind: str) -> keras.losses.Loss:
+    t = cfg.train
+    loss = t.loss
+    if loss == "auto":
+        loss = {"regression": "mse", "binary": "binary_crossentropy"}.get(kind, "sparse_categorical_crossentropy")
+        if kind == "multiclass" and t.label_smoothing > 0:
+            loss = "categorical_crossentropy"
+    fits = {
+        "sparse_categorical_crossentropy": ("multiclass",),
+        "categorical_crossentropy": ("multiclass",),
+        "binary_crossentropy": ("binary",),
+        "mse": ("regression",), "mae": ("regression",), "huber": ("regression",),
+    }[loss]
+    if kind not in fits:
+        raise ConfigError(f"loss '{loss}' does not fit a {kind} head. Received: loss={loss}", key="train.loss")
+    if t.label_smoothing and loss == "sparse_categorical_crossentropy":
+        raise ConfigError("label smoothing needs categorical_crossentropy (or loss: auto)", key="train.label_smoothing")
+    return {
+        "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(),
+        "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
+        "binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing),
+        "mse": lambda: keras.losses.MeanSquaredError(),
+        "mae": lambda: keras.losses.MeanAbsoluteError(),
+        "huber": lambda: keras.losses.Huber(),
+    }[loss]()
+
+
+def build_metrics(cfg: ExperimentConfig, kind: str, one_hot: bool) -> list:
+    """Default: accuracy for classification, mae for regression; named ones are checked."""
+    if cfg.train.metrics is None:
+        if kind == "regression":
+            return [keras.metrics.MeanAbsoluteError(name="mae")]
+        if kind == "binary":
+            return [keras.metrics.BinaryAccuracy(name="accuracy")]
+        acc = keras.metrics.CategoricalAccuracy if one_hot else keras.metrics.SparseCategoricalAccuracy
+        return [acc(name="accuracy")]
+    out = []
+    for name in cfg.train.metrics:
+        if name in ("accuracy", "acc"):
+            out.append("accuracy")  # Keras picks sparse/categorical/binary from the loss and shapes
+            continue
+        try:
+            out.append(keras.metrics.get(name))
+        except ValueError:
+            raise ConfigError(f"unknown metric '{name}' (a tf_keras metric name, e.g. accuracy, auc, mae)",
+                              key="train.metrics") from None
+    return out
+
+
+def class_weights(cfg: ExperimentConfig, spec: DataSpec) -> Optional[dict[int, float]]:
+    """``balanced``: ``n / (k * count_c)`` from the training split, as scikit-learn defines it.
+
+    Example: counts [30, 10] -> {0: 40/60, 1: 40/20} = {0: 0.667, 1: 2.0}.
+    """
+    cw = cfg.train.class_weight
+    if cw is None:
+        return None
+    if spec.task == "regression":
+        raise ConfigError("class weights need classification labels; these are regression targets",
+                          key="train.class_weight")
+    k = spec.num_classes or 0
+    if cw == "balanced":
+        counts = spec.class_counts or []
+        n = sum(counts)
+        return {c: (n / (k * cnt) if cnt else 0.0) for c, cnt in enumerate(counts)}
+    bad = [c for c in cw if not 0 <= c < k]
+    if bad:
+        raise ConfigError(f"classes {bad} are out of range for {k} classes", key="train.class_weight")
+    return {c: float(cw.get(c, 1.0)) for c in range(k)}
+
+
+def compile_model(model: keras.Model, cfg: ExperimentConfig, optimizer, loss, metrics, jit_compile: bool) -> None:
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile,
+                  steps_per_execution=cfg.train.steps_per_execution)

@@ -1,0 +1,154 @@
+"""The fit pipeline: config -> data -> model -> compile -> callbacks -> model.fit -> run directory.
+
+``kerasopt fit`` and ``kerasopt.fit()`` both call :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+from kerasopt.config.loader import ConfigLike, load_config
+from kerasopt.config.schema import ExperimentConfig
+from kerasopt.errors import ConfigError
+from kerasopt.training.rundir import RunDir, check_run_dir, create_run_dir, resolve_run_dir
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model, its history and where it was written."""
+
+    model: Any
+    history: dict[str, list[float]]
+    run_dir: RunDir
+    metrics: dict[str, Any]
+    config: ExperimentConfig
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        final = self.metrics.get("final", {})
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in final.items() if k.startswith("val_"))
+        return f"FitResult(run_dir='{self.run_dir.path}', epochs={self.metrics.get('epochs_run')}, {shown})"
+
+
+def model_fingerprint(cfg: ExperimentConfig) -> str:
+    """A short hash of what decides the model's variables (resume refuses a changed model)."""
+    import hashlib
+    import json
+
+    payload = json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _prepare_labels(ds, kind: str, one_hot: bool, num_classes: Optional[int]):
+    from kerasopt._keras import tf
+
+    if ds is None:
+        return None
+    if kind == "binary":
+        return ds.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1))))
+    if one_hot:
+        return ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)))
+    return ds
+
+
+def fit(
+    config: ConfigLike,
+    overrides: Union[Iterable[str], Mapping[str, Any], None] = None,
+    *,
+    run_dir: Optional[str] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    print_fn: Optional[Callable[[str], None]] = None,
+) -> FitResult:
+    """Train the experiment described by ``config`` and write its run directory.
+
+    Example:
+        >>> result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 2})  # doctest: +SKIP
+        >>> result.metrics["final"]["val_accuracy"]  # doctest: +SKIP
+    """
+    from kerasopt.training.report import console_print
+
+    say = print_fn or console_print
+    t_start = time.perf_counter()
+    cfg = load_config(config, overrides)
+    rd = resolve_run_dir(cfg, run_dir)
+    check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
+
+    from kerasopt._keras import keras, tf
+    from kerasopt.data.pipeline import build_datasets
+    from kerasopt.distribute.strategy import choose_strategy
+    from kerasopt.models import build_model
+    from kerasopt.training import compile as comp
+    from kerasopt.training.accumulate import prepare_accumulation, with_grad_accumulation
+    from kerasopt.training.callbacks_factory import build_callbacks
+    from kerasopt.training.optimizers import build_optimizer
+    from kerasopt.training.precision import apply_policy, decide_precision, detect_device
+    from kerasopt.training.report import finish_run
+    from kerasopt.training.schedules import build_schedule
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
+    choice = choose_strategy(cfg)
+    say(f"device: {decision.device} | precision: {decision.policy} ({decision.reason}) | "
+        f"XLA: {'on' if decision.jit_compile else 'off'} | strategy: {choice.name} ({choice.reason})")
+
+    bundle = build_datasets(cfg)
+    spec = bundle.spec
+    k = cfg.train.grad_accum_steps
+    opt_steps_per_epoch = max(1, (cfg.train.steps_per_epoch or bundle.steps_per_epoch) // k)
+    apply_policy(decision.policy)
+    try:
+        with choice.strategy.scope():
+            model = build_model(cfg, spec)
+            kind = comp.head_kind(model, spec)
+            one_hot = comp.wants_one_hot(cfg, kind)
+            schedule = build_schedule(cfg, opt_steps_per_epoch)
+            optimizer = build_optimizer(cfg.train.optimizer, schedule)
+            train_model = with_grad_accumulation(model, k)
+            comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
+                               comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
+            prepare_accumulation(train_model)
+        cw = comp.class_weights(cfg, spec)
+        train_ds = _prepare_labels(bundle.train, kind, one_hot, spec.num_classes)
+        val_ds = _prepare_labels(bundle.val, kind, one_hot, spec.num_classes)
+
+        initial_epoch = 0
+        fingerprint = model_fingerprint(cfg)
+        if resume:
+            initial_epoch = _restore(rd, train_model, fingerprint)
+            say(f"resuming {rd.path} from epoch {initial_epoch}")
+        create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
+        cbs, named = build_callbacks(cfg, rd, bundle, train_model, fingerprint, resume=resume,
+                                     has_val=val_ds is not None)
+        t_fit = time.perf_counter()
+        hist = train_model.fit(
+            train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=cfg.train.steps_per_epoch, callbacks=cbs, class_weight=cw, verbose=0,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
+                         initial_epoch=initial_epoch, fit_seconds=time.perf_counter() - t_fit,
+                         wall_seconds=time.perf_counter() - t_start, say=say)
+    return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
+
+
+def _restore(rd: RunDir, train_model, fingerprint: str) -> int:
+    from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_checkpoint
+
+    ckpt = find_checkpoint(rd.checkpoints)
+    if ckpt is None:  # check_run_dir saw one; a race with another process removed it
+        raise ConfigError(f"--resume: no checkpoint in {rd.checkpoints}")
+    meta = read_meta(ckpt)
+    if meta.get("fingerprint") and meta["fingerprint"] != fingerprint:
+        raise ConfigError(
+            f"--resume: the model section differs from the one that wrote {ckpt}; "
+            "resume with the run's config.yaml or start a new run", key="model",
+        )
+    restore_checkpoint(ckpt, train_model)
+    return int(meta["epoch"])

@@ -1,0 +1,98 @@
+"""End of a run: ``metrics.json``, exports, and the summary a person reads."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from kerasopt.training.rundir import RunDir, write_json
+
+_console = Console(highlight=False)
+
+
+def console_print(msg: str) -> None:
+    _console.print(msg)
+
+
+def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None:
+    vals = history.get(key)
+    if not vals:
+        return None
+    maximize = any(s in key for s in ("acc", "auc", "precision", "recall"))
+    idx = max(range(len(vals)), key=vals.__getitem__) if maximize else min(range(len(vals)), key=vals.__getitem__)
+    return vals[idx], idx
+
+
+def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, Any]:
+    """Final and best value of every metric; epochs are 1-based and count from the run's start."""
+    skip = ("lr", "examples_per_sec", "step_time_ms")
+    final = {k: v[-1] for k, v in history.items() if v and k not in skip}
+    best = {}
+    for k in final:
+        b = _best(history, k)
+        if b:
+            best[k] = {"value": b[0], "epoch": initial_epoch + b[1] + 1}
+    return {"final": final, "best": best}
+
+
+def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, bundle, *, initial_epoch: int,
+               fit_seconds: float, wall_seconds: float, say: Callable[[str], None]) -> dict[str, Any]:
+    from kerasopt.export import export_model
+
+    exports = export_model(model, rd.model_dir, list(cfg.export.formats), name=cfg.name)
+    tput = history.get("examples_per_sec", [])
+    epochs_run = len(next(iter(history.values()), []))
+    metrics: dict[str, Any] = {
+        "name": cfg.name,
+        **summarize(history, initial_epoch),
+        "epochs_run": epochs_run,
+        "last_epoch": initial_epoch + epochs_run,
+        "resumed_from_epoch": initial_epoch or None,
+        "wall_time_s": round(wall_seconds, 3),
+        "fit_time_s": round(fit_seconds, 3),
+        "throughput": {
+            "examples_per_sec_median": statistics.median(tput) if tput else None,
+            "examples_per_sec": tput,
+            "epoch_seconds": [round(t, 3) for t in named["throughput"].epoch_times],
+        },
+        "precision": decision.as_dict(),
+        "strategy": {"name": choice.name, "replicas": choice.replicas, "reason": choice.reason},
+        "parameters": int(model.count_params()),
+        "data": {"input_shape": list(spec.input_shape), "task": spec.task, "num_classes": spec.num_classes,
+                 "num_train": spec.num_train, "num_val": spec.num_val, "steps_per_epoch": bundle.steps_per_epoch},
+        "exports": exports,
+    }
+    ck = named.get("checkpoint")
+    if ck is not None:
+        metrics["checkpoint"] = {"monitor": ck.monitor, "mode": ck.mode, "best_value": ck.best_value}
+    es = named.get("early_stopping")
+    if es is not None and getattr(es, "stopped_epoch", 0):
+        metrics["early_stopped_at_epoch"] = int(es.stopped_epoch) + 1
+    write_json(rd.metrics, metrics)
+    print_summary(metrics, rd, say)
+    return metrics
+
+
+def print_summary(metrics: dict[str, Any], rd: RunDir, say: Callable[[str], None] | None = None) -> None:
+    table = Table(title=f"{metrics['name']}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f}s",
+                  title_justify="left")
+    table.add_column("metric")
+    table.add_column("final", justify="right")
+    table.add_column("best", justify="right")
+    table.add_column("best epoch", justify="right")
+    for k, v in metrics["final"].items():
+        b = metrics["best"].get(k, {})
+        table.add_row(k, f"{v:.4f}", f"{b.get('value', float('nan')):.4f}", str(b.get("epoch", "")))
+    _console.print(table)
+    tput = metrics["throughput"]["examples_per_sec_median"]
+    lines = [
+        f"run directory: {rd.path}",
+        f"precision: {metrics['precision']['policy']}, XLA {'on' if metrics['precision']['jit_compile'] else 'off'}"
+        + (f", {tput:,.0f} examples/s (median)" if tput else ""),
+        f"parameters: {metrics['parameters']:,}; exports: {', '.join(metrics['exports'].values()) or 'none'}",
+    ]
+    for line in lines:
+        (say or console_print)(line)

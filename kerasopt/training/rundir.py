@@ -1,0 +1,119 @@
+"""The run directory contract (ARCHITECTURE.md §4).
+
+``runs/<name>/``: ``config.yaml``, ``metrics.json``, ``history.csv``,
+``checkpoints/``, ``tensorboard/``, ``model/``. A new run never overwrites an
+existing directory unless ``resume`` or ``overwrite`` is asked for, and the
+checks happen before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from kerasopt.config.loader import dump_config
+from kerasopt.config.schema import ExperimentConfig
+from kerasopt.errors import ConfigError
+
+MARKER = "config.yaml"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run. Example: ``RunDir(Path("runs/digits_cnn")).checkpoints``."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+
+def resolve_run_dir(cfg: ExperimentConfig, run_dir: Optional[str | os.PathLike]) -> RunDir:
+    return RunDir(Path(run_dir) if run_dir else Path(cfg.runs_root) / cfg.name)
+
+
+def check_run_dir(rd: RunDir, *, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, to clobber a run or to resume a non-run. Writes nothing."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; pick one")
+    exists = rd.path.exists() and any(rd.path.iterdir()) if rd.path.is_dir() else rd.path.exists()
+    if rd.path.exists() and not rd.path.is_dir():
+        raise ConfigError(f"run directory {rd.path} exists and is not a folder")
+    if resume:
+        from kerasopt.callbacks.checkpoint import find_checkpoint  # TF import is fine here: resume trains
+
+        if not rd.is_run():
+            raise ConfigError(f"--resume: {rd.path} is not a kerasopt run directory (no {MARKER})")
+        if find_checkpoint(rd.checkpoints) is None:
+            raise ConfigError(f"--resume: no checkpoint in {rd.checkpoints} to resume from")
+    elif exists and not overwrite:
+        raise ConfigError(
+            f"run directory {rd.path} already exists; use --resume to continue it, --overwrite to replace it, "
+            "or --run-dir/--set name=... for a new one"
+        )
+    parent = rd.path.parent if rd.path.parent != Path("") else Path(".")
+    probe = parent if parent.exists() else Path(".")
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"cannot write the run directory: {probe} is not writable")
+
+
+def create_run_dir(rd: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> None:
+    """Create (or on ``overwrite`` replace) the folder and write the resolved config."""
+    if overwrite and rd.path.exists():
+        shutil.rmtree(rd.path)
+    for p in (rd.path, rd.checkpoints, rd.tensorboard, rd.model_dir):
+        p.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(rd.config, dump_config(cfg))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

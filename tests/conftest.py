@@ -1,0 +1,22 @@
+"""Test-wide settings: CPU only, Keras 2 (tf_keras), quiet TensorFlow, fixed seeds."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    """Each test starts with a fresh Keras graph and the float32 policy."""
+    yield
+    import sys
+
+    if "tf_keras" in sys.modules:
+        keras = sys.modules["tf_keras"]
+        keras.backend.clear_session()
+        keras.mixed_precision.set_global_policy("float32")
