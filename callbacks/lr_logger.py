@@ -8,7 +8,11 @@ from .._keras import keras
 def current_lr(optimizer) -> float:
     """The learning rate the optimizer uses at its current step (schedules resolved)."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)
-    lr = inner.learning_rate
+    # `learning_rate` of a tf_keras optimizer with a schedule is the LR of the last
+    # applied step; the schedule itself (`_learning_rate`) gives the LR of the next one.
+    lr = getattr(inner, "_learning_rate", None)
+    if lr is None:
+        lr = inner.learning_rate
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
         lr = lr(inner.iterations)
     return float(keras.backend.get_value(lr))

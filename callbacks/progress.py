@@ -19,7 +19,11 @@ def format_logs(logs: dict, skip: tuple[str, ...] = ()) -> str:
         >>> format_logs({"val_loss": 0.5, "loss": 0.25})
         'loss 0.2500  val_loss 0.5000'
     """
-    keys = sorted(logs, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") not in _ORDER, k))
+    def rank(k: str) -> tuple:
+        base = k.removeprefix("val_")
+        return (k.startswith("val_"), _ORDER.index(base) if base in _ORDER else len(_ORDER), k)
+
+    keys = sorted(logs, key=rank)
     parts = []
     for k in keys:
         if k in skip:

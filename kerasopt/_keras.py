@@ -14,8 +14,42 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ INFO/WARNING chatter buries the progress display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+
+def _import_quietly():
+    """Import TensorFlow with its pre-absl INFO lines (oneDNN, "no cuda drivers") filtered out.
+
+    Those lines are written by C++ before logging is initialised, so no
+    environment variable silences them; they would bury the progress display.
+    Anything else written to stderr during the import is passed through.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # notebooks and captured streams
+        import tensorflow
+        import tf_keras
+
+        return tensorflow, tf_keras
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            import tensorflow
+            import tf_keras
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode(errors="replace").splitlines(keepends=True):
+                if line.startswith("I0000") or line.startswith("WARNING: All log messages before absl"):
+                    continue
+                sys.stderr.write(line)
+    return tensorflow, tf_keras
+
+
+tf, keras = _import_quietly()
 
 __all__ = ["keras", "tf", "is_tf_keras_model"]
 

@@ -27,9 +27,13 @@ def check_applicable(
     ``owners`` maps a field name to the selector values that use it. A key set in
     YAML that the chosen option ignores is an error, never silently dropped.
     """
+    fields = type(section).model_fields
     for field in sorted(section.model_fields_set):
         users = owners.get(field)
-        if users is not None and value not in users:
+        # A key equal to its default is harmless (a dumped, fully resolved config has them all).
+        if users is not None and value not in users and getattr(section, field) != fields[field].get_default(
+            call_default_factory=True
+        ):
             raise FieldError(
                 field,
                 f"does not apply to {selector} '{value}' (it is used by: {', '.join(users)})",

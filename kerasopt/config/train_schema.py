@@ -66,7 +66,7 @@ class ScheduleConfig(Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> "ScheduleConfig":
-        if "alpha" in self.model_fields_set and self.type != "cosine":
+        if self.alpha != 0.0 and self.type != "cosine":
             raise FieldError("alpha", f"does not apply to type '{self.type}' (it is used by: cosine)")
         if self.warmup_epochs and self.warmup_steps:
             raise FieldError("warmup_steps", "set warmup_epochs or warmup_steps, not both")

@@ -68,8 +68,10 @@ def build_metrics(cfg: ExperimentConfig, kind: str, one_hot: bool) -> list:
             out.append("accuracy")  # Keras picks sparse/categorical/binary from the loss and shapes
             continue
         try:
-            out.append(keras.metrics.get(name))
+            metric = keras.metrics.get(name)
         except ValueError:
+            metric = None
+        if metric is None or isinstance(metric, str) or not callable(metric):
             raise ConfigError(f"unknown metric '{name}' (a tf_keras metric name, e.g. accuracy, auc, mae)",
                               key="train.metrics") from None
     return out
