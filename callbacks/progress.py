@@ -88,7 +88,7 @@ class ProgressDisplay(keras.callbacks.Callback):
             dt = time.perf_counter() - self._t0
             width = len(str(self.epochs))
             self.console.print(f"epoch {epoch + 1:>{width}}/{self.epochs}  {format_logs(logs or {}, ('step_time_ms',))}"
-                               f"  {dt:.1f}s")
+                               f"  {dt:.1f}s", soft_wrap=True)
 
     def on_train_end(self, logs=None):
         self._stop_bar()

@@ -43,6 +43,7 @@ class Throughput(keras.callbacks.Callback):
             self._compiled = True  # the next batch starts the clock
             return
         self._batches += 1
+        self._t_last = self._clock()  # validation after the last batch is not training time
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_times.append(self._clock() - self._epoch_start)
@@ -51,7 +52,7 @@ class Throughput(keras.callbacks.Callback):
         # steps_per_execution > 1 reports one "batch" per execution; Keras tells us how many it ran.
         spe = int(getattr(self.model, "_steps_per_execution", None) is not None
                   and keras.backend.get_value(self.model._steps_per_execution) or 1)
-        elapsed = max(self._clock() - self._t0, 1e-9)
+        elapsed = max(self._t_last - self._t0, 1e-9)
         steps = self._batches * spe
         logs["examples_per_sec"] = steps * self.batch_size / elapsed
         logs["step_time_ms"] = 1000.0 * elapsed / steps

@@ -14,44 +14,52 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ INFO/WARNING chatter buries the progress display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
 
-def _import_quietly():
-    """Import TensorFlow with its pre-absl INFO lines (oneDNN, "no cuda drivers") filtered out.
+_NOISE = ("I0000", "WARNING: All log messages before absl", "E0000")
 
-    Those lines are written by C++ before logging is initialised, so no
-    environment variable silences them; they would bury the progress display.
-    Anything else written to stderr during the import is passed through.
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Drop TensorFlow's native start-up lines (oneDNN notice, "no cuda drivers", cuInit on a
+    GPU-less box) written to fd 2 before logging is set up; pass everything else through.
+
+    No environment variable silences those lines, and they bury the progress display.
     """
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # notebooks and captured streams
-        import tensorflow
-        import tf_keras
-
-        return tensorflow, tf_keras
+        yield
+        return
+    sys.stderr.flush()
     saved = os.dup(fd)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
-            import tensorflow
-            import tf_keras
+            yield
         finally:
             os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
             for line in tmp.read().decode(errors="replace").splitlines(keepends=True):
-                if line.startswith("I0000") or line.startswith("WARNING: All log messages before absl"):
-                    continue
-                sys.stderr.write(line)
+                if not line.startswith(_NOISE):
+                    sys.stderr.write(line)
+
+
+def _import_quietly():
+    with quiet_native_stderr():
+        import tensorflow
+        import tf_keras
+    tensorflow.get_logger().setLevel("ERROR")  # "callback is slow" and retracing chatter
     return tensorflow, tf_keras
 
 
 tf, keras = _import_quietly()
 
-__all__ = ["keras", "tf", "is_tf_keras_model"]
+__all__ = ["keras", "tf", "is_tf_keras_model", "quiet_native_stderr"]
 
 
 def is_tf_keras_model(obj: object) -> bool:

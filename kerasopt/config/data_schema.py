@@ -28,6 +28,7 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     "num_classes": ("synthetic",),
     "task": ("synthetic",),
     "vocab_size": ("synthetic",),
+    "label_key": ("tfrecord", "tfds"),
 }
 
 

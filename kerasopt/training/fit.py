@@ -93,8 +93,8 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
     choice = choose_strategy(cfg)
-    say(f"device: {decision.device} | precision: {decision.policy} ({decision.reason}) | "
-        f"XLA: {'on' if decision.jit_compile else 'off'} | strategy: {choice.name} ({choice.reason})")
+    say(f"device: {decision.device}; precision: {decision.policy} ({decision.reason}); "
+        f"XLA: {'on' if decision.jit_compile else 'off'}; strategy: {choice.name} ({choice.reason})")
 
     bundle = build_datasets(cfg)
     spec = bundle.spec

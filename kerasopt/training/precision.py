@@ -62,9 +62,10 @@ def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 
 def detect_device() -> DeviceInfo:
     """Ask TensorFlow which GPUs are visible and read the CPU flags."""
-    from kerasopt._keras import tf
+    from kerasopt._keras import quiet_native_stderr, tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    with quiet_native_stderr():  # cuInit noise on machines without a GPU
+        gpus = tf.config.list_physical_devices("GPU")
     cc, name = None, None
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
@@ -91,7 +92,7 @@ def decide_precision(requested: str, jit: object, device: DeviceInfo, model_type
             policy, reason = "mixed_bfloat16", "CPU has native bfloat16 (avx512_bf16/amx_bf16)"
         else:
             policy = "float32"
-            reason = "no native bfloat16/float16 on this device (emulated bfloat16 is ~5x slower)"
+            reason = "no native bfloat16/float16 here; emulated bfloat16 is ~5x slower"
     else:
         policy, reason = requested, "set in the config"
         if requested == "mixed_float16" and not device.gpus:

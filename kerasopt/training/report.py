@@ -14,7 +14,7 @@ _console = Console(highlight=False)
 
 
 def console_print(msg: str) -> None:
-    _console.print(msg)
+    _console.print(msg, soft_wrap=True)
 
 
 def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None:

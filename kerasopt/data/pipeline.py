@@ -1,0 +1,235 @@
+"""``build_datasets``: a config's ``data:`` section -> batched ``tf.data`` pipelines and a ``DataSpec``.
+
+Order of operations, per example then per batch::
+
+    source -> max_examples -> seeded split -> [shard] -> cast, reshape, resize -> cache
+      -> shuffle (train) -> batch -> augment (train) -> normalize -> prefetch
+
+Normalization runs after augmentation because ``RandomContrast`` clips to the
+raw pixel range [0, 255]; its statistics come from the training split only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from kerasopt._keras import tf
+from kerasopt.config.schema import ExperimentConfig
+from kerasopt.data.source_base import SourceData
+from kerasopt.data.sources import load_source
+from kerasopt.data.sources_files import parallel
+from kerasopt.data.spec import DataSpec
+from kerasopt.data.split import shard_indices, split_indices
+from kerasopt.data.transforms import batch_transform, build_augmenter, check_image, compute_normalizer
+from kerasopt.errors import ConfigError
+
+
+@dataclass
+class DataBundle:
+    """What training needs from the data.
+
+    ``steps_per_epoch`` is ``ceil(num_train / data.batch_size)``, the same on
+    every worker. ``batch_size`` is this worker's batch: ``data.batch_size``, or
+    ``data.batch_size // count`` when sharded (then ``train`` repeats forever
+    and training must pass ``steps_per_epoch``).
+    """
+
+    train: tf.data.Dataset
+    val: Optional[tf.data.Dataset]
+    spec: DataSpec
+    steps_per_epoch: int
+    val_steps: int
+    batch_size: int = 0
+
+
+def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = None) -> DataBundle:
+    """Load, split, transform and batch ``cfg.data``; yields ``(x, y)`` batches.
+
+    ``x`` is float32 (int32 for token ids); ``y`` is int32 class indices of shape
+    ``(batch,)`` or float32 targets ``(batch,)``/``(batch, k)``. ``shard=(index,
+    count)`` gives worker ``index`` its part of the training data (by file when
+    there are at least ``count`` files, else by example).
+
+    Example:
+        >>> cfg = ExperimentConfig(data={"source": "sklearn", "name": "digits", "batch_size": 128})
+        >>> bundle = build_datasets(cfg)
+        >>> bundle.spec.num_train, bundle.spec.num_val, bundle.steps_per_epoch
+        (1437, 360, 12)
+    """
+    d = cfg.data
+    batch = _worker_batch(d.batch_size, shard)
+    src = load_source(cfg)
+    n = min(src.num_examples, d.max_examples or src.num_examples)
+    if n == 0:
+        raise ConfigError(f"{src.origin} has no examples", key="data.path" if d.path else "data")
+    y, task = _labels(src, n)
+    train_idx, val_idx, stratified = split_indices(y, d.validation_split, cfg.seed, stratify=task == "classification")
+    if not len(train_idx):
+        raise ConfigError(
+            f"leaves 0 of {n} examples for training. Received: validation_split={d.validation_split}",
+            key="data.validation_split",
+        )
+    extras: dict = dict(src.extras)
+    x = src.x
+    if src.encode is not None:
+        x, more = src.encode(train_idx)
+        extras.update(more)
+    if x is not None:
+        x = x[:n]
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x.reshape(n, -1)))
+            raise ConfigError(
+                f"{src.origin} has {len(bad)} NaN or Inf feature value(s), the first in example {int(bad[0][0])}; "
+                f"clean or drop those examples",
+                key="data",
+            )
+
+    calls = parallel(d.num_parallel_calls)
+    label_dtype = tf.int32 if task == "classification" else tf.float32
+
+    def elements(indices: np.ndarray, file_shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
+        if x is not None:
+            return tf.data.Dataset.from_tensor_slices((x[indices], y[indices])), len(indices)
+        return src.stream.make(indices, file_shard)
+
+    full_train, n_train = elements(train_idx, None)
+    prep = _prep(cfg, src, tuple(full_train.element_spec[0].shape), label_dtype)
+    full_train = full_train.map(prep, num_parallel_calls=calls)
+    input_shape = tuple(full_train.element_spec[0].shape)
+    if not all(input_shape):
+        raise ConfigError(
+            f"examples from {src.origin} have varying shape {input_shape}; set data.resize: [height, width]",
+            key="data.resize",
+        )
+    augmenter = build_augmenter(d.augment, cfg.seed)
+    if augmenter is not None:
+        check_image(input_shape, "data.augment", "augmentation", d.augment.model_dump(exclude_defaults=True))
+
+    if shard is None:
+        train, n_local = (full_train.cache() if d.cache else full_train), n_train
+    else:
+        by_file = src.stream is not None and src.stream.num_files >= shard[1] > 1
+        train, n_local = elements(train_idx, shard) if by_file else elements(shard_indices(train_idx, shard), None)
+        train = train.map(prep, num_parallel_calls=calls)
+        train = train.cache() if d.cache else train
+        if n_local == 0:
+            raise ConfigError(
+                f"worker {shard[0]} of {shard[1]} gets no training examples ({n_train} in all)", key="data"
+            )
+    normalizer = None
+    if d.normalize != "none":
+        # Without sharding this pass also fills the in-memory cache, so epoch 1 reads no file twice.
+        normalizer, extras["normalize"] = compute_normalizer(train if shard is None else full_train, d.normalize)
+
+    if d.shuffle_buffer > 0:
+        train = train.shuffle(min(d.shuffle_buffer, n_local), seed=cfg.seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
+    train = _finish(train.batch(batch), batch_transform(augmenter, normalizer), d.prefetch,
+                    None if cfg.deterministic and augmenter is not None else calls)
+    val = None
+    if len(val_idx):
+        val, _ = elements(val_idx, None)
+        val = val.map(prep, num_parallel_calls=calls)
+        val = (val.cache() if d.cache else val).batch(batch)
+        val = _finish(val, batch_transform(None, normalizer), d.prefetch, calls)
+
+    extras.update(origin=src.origin, split={"seed": cfg.seed, "stratified": stratified, "shard": shard})
+    spec = _spec(src, y, task, train_idx, len(val_idx), input_shape, x, extras)
+    return DataBundle(
+        train=train, val=val, spec=spec, steps_per_epoch=math.ceil(n_train / d.batch_size),
+        val_steps=math.ceil(len(val_idx) / batch), batch_size=batch,
+    )
+
+
+def _worker_batch(batch_size: int, shard: Optional[tuple[int, int]]) -> int:
+    if shard is None:
+        return batch_size
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count. Received: shard={shard}")
+    if batch_size % count:
+        raise ConfigError(
+            f"the global batch must split evenly over {count} workers. Received: batch_size={batch_size}",
+            key="data.batch_size",
+        )
+    return batch_size // count
+
+
+def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
+    y = np.asarray(src.y)[:n]
+    task = src.task or ("regression" if y.dtype.kind == "f" else "classification")
+    if task == "regression":
+        y = y.astype(np.float32)
+        if not np.isfinite(y).all():
+            first = int(np.argwhere(~np.isfinite(y.reshape(n, -1)))[0][0])
+            raise ConfigError(f"{src.origin} has NaN or Inf targets, the first in example {first}", key="data")
+        return y, task
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        first = int(np.argmax(y < 0))
+        raise ConfigError(
+            f"class labels must be >= 0; {src.origin} has one in example {first}. Received: {int(y[first])}",
+            key=src.label_key,
+        )
+    return y.astype(np.int32), task
+
+
+def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype: tf.DType):
+    """The per-example function: cast, reshape, resize (all before ``cache``)."""
+    d = cfg.data
+    tokens = src.input_dtype == "int32"
+    if tokens:
+        for key, value in (("normalize", d.normalize != "none"), ("resize", d.resize), ("augment", d.augment.enabled)):
+            if value:
+                raise ConfigError(f"does not apply to token ids from {src.origin}", key=f"data.{key}")
+    shape = raw_shape or (1,)  # a scalar feature becomes a vector of one
+    if d.reshape:
+        if all(shape) and math.prod(shape) != math.prod(d.reshape):
+            raise ConfigError(
+                f"examples of shape {tuple(shape)} ({math.prod(shape)} values) cannot become {tuple(d.reshape)} "
+                f"({math.prod(d.reshape)} values). Received: reshape={d.reshape}",
+                key="data.reshape",
+            )
+        shape = tuple(d.reshape)
+    if d.resize:
+        check_image(shape, "data.resize", "resize", d.resize)
+    dtype = tf.int32 if tokens else tf.float32
+
+    def prep(x: tf.Tensor, y: tf.Tensor):
+        x = tf.cast(x, dtype)
+        if not raw_shape or d.reshape:
+            x = tf.reshape(x, shape)
+        if d.resize:
+            x = tf.image.resize(x, d.resize, method="bilinear")
+        return x, tf.cast(y, label_dtype)
+
+    return prep
+
+
+def _finish(ds: tf.data.Dataset, fn, prefetch: int, calls: Optional[int]) -> tf.data.Dataset:
+    if fn is not None:
+        ds = ds.map(fn, num_parallel_calls=calls)
+    if prefetch != 0:
+        ds = ds.prefetch(tf.data.AUTOTUNE if prefetch == -1 else prefetch)
+    return ds
+
+
+def _spec(src, y, task, train_idx, num_val, input_shape, x, extras) -> DataSpec:
+    num_classes = class_counts = None
+    if task == "classification":
+        num_classes = src.num_classes or max(len(src.class_names or []), int(y.max()) + 1)
+        class_counts = np.bincount(y[train_idx], minlength=num_classes).tolist()
+    vocab = src.vocab_size
+    if src.input_dtype == "int32" and vocab is None and x is not None:
+        vocab = int(x.max()) + 1
+    return DataSpec(
+        input_shape=tuple(int(s) for s in input_shape), task=task, num_classes=num_classes,
+        num_train=len(train_idx), num_val=num_val, input_dtype=src.input_dtype, vocab_size=vocab,
+        class_names=src.class_names, class_counts=class_counts,
+        label_dim=1 if y.ndim == 1 else int(y.shape[1]), extras=extras,
+    )

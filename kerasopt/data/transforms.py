@@ -1,0 +1,129 @@
+"""Normalization statistics and training-time augmentation.
+
+Statistics are per feature of the last axis (per channel for images, per
+column for tables) and come from the training split only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional
+
+import numpy as np
+
+from kerasopt._keras import keras, tf
+from kerasopt.config.data_schema import AugmentConfig
+from kerasopt.errors import ConfigError
+
+
+class RunningStats:
+    """Per-channel count, sum, sum of squares, min and max over batches.
+
+    Example:
+        >>> s = RunningStats()
+        >>> s.update(np.array([[0.0], [2.0]])); s.update(np.array([[4.0]]))
+        >>> s.normalizer("standard")[1]["mean"], s.normalizer("minmax")[1]["max"]
+        ([2.0], [4.0])
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total: Optional[np.ndarray] = None
+        self.squares: Optional[np.ndarray] = None
+        self.low: Optional[np.ndarray] = None
+        self.high: Optional[np.ndarray] = None
+
+    def update(self, batch: np.ndarray) -> None:
+        flat = np.asarray(batch, np.float64).reshape(-1, batch.shape[-1])
+        if not len(flat):
+            return
+        if self.total is None:
+            self.total, self.squares = flat.sum(0), (flat**2).sum(0)
+            self.low, self.high = flat.min(0), flat.max(0)
+        else:
+            self.total += flat.sum(0)
+            self.squares += (flat**2).sum(0)
+            self.low, self.high = np.minimum(self.low, flat.min(0)), np.maximum(self.high, flat.max(0))
+        self.count += len(flat)
+
+    def normalizer(self, method: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+        """``((offset, scale), record)``: ``x -> (x - offset) / scale`` and the numbers for ``spec.extras``."""
+        if method == "standard":
+            mean = self.total / self.count
+            std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0))
+            # A constant channel (e.g. an always-zero column) keeps scale 1 instead of dividing by 0.
+            scale = np.where(std > 1e-7, std, 1.0)
+            record = {"method": method, "mean": mean.tolist(), "std": std.tolist()}
+            return (mean.astype(np.float32), scale.astype(np.float32)), record
+        span = self.high - self.low
+        scale = np.where(span > 1e-12, span, 1.0)
+        record = {"method": method, "min": self.low.tolist(), "max": self.high.tolist()}
+        return (self.low.astype(np.float32), scale.astype(np.float32)), record
+
+
+def compute_normalizer(ds: tf.data.Dataset, method: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """Statistics of the features of an unbatched ``(x, y)`` dataset (one pass).
+
+    Example:
+        >>> ds = tf.data.Dataset.from_tensor_slices((np.array([[1.0], [3.0]], "float32"), [0, 1]))
+        >>> compute_normalizer(ds, "standard")[1]["std"]
+        [1.0]
+    """
+    stats = RunningStats()
+    for x, _ in ds.batch(2048).as_numpy_iterator():
+        stats.update(x)
+    return stats.normalizer(method)
+
+
+def build_augmenter(aug: AugmentConfig, seed: int) -> Optional[keras.Sequential]:
+    """tf_keras preprocessing layers for ``data.augment``, or ``None`` when nothing is on.
+
+    Each layer gets its own seed so flips and rotations are not correlated.
+
+    Example:
+        >>> build_augmenter(AugmentConfig(flip="horizontal", zoom=0.1), seed=0).layers[1].name.startswith("random_zoom")
+        True
+    """
+    if not aug.enabled:
+        return None
+    layers = []
+    if aug.flip != "none":
+        layers.append(keras.layers.RandomFlip(aug.flip, seed=seed))
+    if aug.rotation:
+        layers.append(keras.layers.RandomRotation(aug.rotation, seed=seed + 1))
+    if aug.translation:
+        layers.append(keras.layers.RandomTranslation(aug.translation, aug.translation, seed=seed + 2))
+    if aug.zoom:
+        layers.append(keras.layers.RandomZoom(aug.zoom, seed=seed + 3))
+    if aug.contrast:
+        # RandomContrast clips to [0, 255]: it runs before normalization, on raw pixel values.
+        layers.append(keras.layers.RandomContrast(aug.contrast, seed=seed + 4))
+    return keras.Sequential(layers, name="augment")
+
+
+def batch_transform(
+    augmenter: Optional[keras.Sequential], normalizer: Optional[tuple[np.ndarray, np.ndarray]]
+) -> Optional[Callable]:
+    """The function mapped over batches: augmentation (training only), then normalization."""
+    if augmenter is None and normalizer is None:
+        return None
+    offset, scale = (tf.constant(a) for a in normalizer) if normalizer is not None else (None, None)
+
+    def apply(x: tf.Tensor, y: tf.Tensor):
+        if augmenter is not None:
+            x = augmenter(x, training=True)
+        if offset is not None:
+            x = (x - offset) / scale
+        return x, y
+
+    return apply
+
+
+def check_image(shape: tuple, key: str, what: str, received: object) -> None:
+    """Raise unless ``shape`` (one example) is ``(height, width, channels)``."""
+    if len(shape) != 3:
+        raise ConfigError(
+            f"{what} applies to images (height, width, channels); examples have shape {tuple(shape)}. "
+            f"Received: {received}",
+            key=key,
+        )
