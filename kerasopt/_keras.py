@@ -18,7 +18,6 @@ import contextlib  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-
 _NOISE = ("I0000", "WARNING: All log messages before absl", "E0000")
 
 

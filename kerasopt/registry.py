@@ -7,7 +7,8 @@ registered names and suggests the closest one. No TensorFlow import here.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from kerasopt.errors import ConfigError
 

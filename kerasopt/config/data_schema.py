@@ -118,7 +118,7 @@ class DataConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _source_keys(self) -> "DataConfig":
+    def _source_keys(self) -> DataConfig:
         check_applicable(self, "source", self.source, _OWNERS)
         if self.source in ("sklearn", "tfds", "keras_datasets") and not self.name:
             raise FieldError("name", f"source '{self.source}' needs 'name'")

@@ -83,7 +83,7 @@ class ModelConfig(Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the custom builder")
 
     @model_validator(mode="after")
-    def _type_keys(self) -> "ModelConfig":
+    def _type_keys(self) -> ModelConfig:
         check_applicable(self, "type", self.type, _OWNERS)
         if self.type == "custom":
             if not self.builder or ":" not in self.builder:

@@ -103,9 +103,10 @@ class ExperimentConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _cross(self) -> "ExperimentConfig":
+    def _cross(self) -> ExperimentConfig:
         m, d, t = self.model, self.data, self.train
-        if m.head == "regression" and t.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"):
+        classification_losses = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+        if m.head == "regression" and t.loss in classification_losses:
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head 'regression'")
         if m.head in ("multiclass", "binary") and t.loss in ("mse", "mae", "huber"):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")

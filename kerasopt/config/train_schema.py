@@ -46,7 +46,7 @@ class OptimizerConfig(Strict):
     global_clipnorm: Optional[float] = Field(None, gt=0.0, description="clip the norm of all gradients")
 
     @model_validator(mode="after")
-    def _checks(self) -> "OptimizerConfig":
+    def _checks(self) -> OptimizerConfig:
         check_applicable(self, "type", self.type, _OPT_OWNERS)
         if self.clipnorm is not None and self.global_clipnorm is not None:
             raise FieldError("global_clipnorm", "set clipnorm or global_clipnorm, not both")
@@ -65,7 +65,7 @@ class ScheduleConfig(Strict):
     alpha: float = Field(0.0, ge=0.0, le=1.0, description="cosine floor as a fraction of the peak LR")
 
     @model_validator(mode="after")
-    def _checks(self) -> "ScheduleConfig":
+    def _checks(self) -> ScheduleConfig:
         if self.alpha != 0.0 and self.type != "cosine":
             raise FieldError("alpha", f"does not apply to type '{self.type}' (it is used by: cosine)")
         if self.warmup_epochs and self.warmup_steps:
@@ -97,7 +97,7 @@ class TrainConfig(Strict):
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")
 
     @model_validator(mode="after")
-    def _checks(self) -> "TrainConfig":
+    def _checks(self) -> TrainConfig:
         if self.schedule.warmup_epochs >= self.epochs:
             raise FieldError(
                 "schedule.warmup_epochs",

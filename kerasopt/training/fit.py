@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
 from kerasopt.config.loader import ConfigLike, load_config
 from kerasopt.config.schema import ExperimentConfig

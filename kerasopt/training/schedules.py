@@ -17,7 +17,7 @@ SCHEDULES: Registry = Registry("schedule", key="train.schedule.type")
 
 @keras.utils.register_keras_serializable(package="kerasopt")
 class CosineDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """``lr(step) = peak * (alpha + (1 - alpha) * (1 + cos(pi * t)) / 2)``, ``t = min(step, decay_steps) / decay_steps``.
+    """``lr(step) = peak * (alpha + (1 - alpha) * (1 + cos(pi * t)) / 2)`` with ``t = min(step, decay) / decay``.
 
     Example:
         >>> float(CosineDecay(1.0, 10)(5))

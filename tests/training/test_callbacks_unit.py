@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-
-from kerasopt._keras import keras
 from kerasopt.callbacks.checkpoint import AtomicCheckpoint, find_checkpoint, restore_checkpoint, save_checkpoint
 from kerasopt.callbacks.lr_logger import LearningRateLogger
 from kerasopt.callbacks.progress import format_logs
 from kerasopt.callbacks.throughput import Throughput
+
+from kerasopt._keras import keras
 from kerasopt.errors import ConfigError
 
 
