@@ -7,7 +7,7 @@ The config package imports no TensorFlow: ``kerasopt validate`` and
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,11 +20,19 @@ EXPORT_FORMATS = ("keras", "saved_model")
 
 
 class CheckpointConfig(Strict):
-    """Full-model checkpoints in ``checkpoints/``: ``last.keras`` every epoch and ``best.keras``."""
+    """Atomic checkpoints in ``checkpoints/``: ``last``, ``best`` (by ``monitor``) and the top-k.
+
+    A checkpoint holds weights, optimizer slots, EMA weights, epoch, step, the
+    schedule position, RNG state and every stateful callback's state.
+    """
 
     enabled: bool = True
-    monitor: str = Field("val_loss", description="metric that picks best.keras")
+    monitor: str = Field("val_loss", description="metric that picks best (EMA metrics when EMA is on)")
     mode: Literal["auto", "min", "max"] = "auto"
+    save_top_k: int = Field(1, ge=1, description="keep this many best checkpoints as epoch-NNNN folders")
+    every_n_steps: Optional[int] = Field(
+        None, gt=0, description="also save 'last' every N optimizer steps (long epochs); resume restarts that epoch"
+    )
 
 
 class EarlyStoppingConfig(Strict):
@@ -41,14 +49,54 @@ class TensorBoardConfig(Strict):
     histogram_freq: int = Field(0, ge=0, description="epochs between weight histograms; 0 = off")
     write_graph: bool = True
     update_freq: Literal["epoch", "batch"] = "epoch"
+    profile_batches: Optional[list[int]] = Field(
+        None, description="[start, stop] batches to trace with the profiler; off when unset"
+    )
+
+    @field_validator("profile_batches")
+    @classmethod
+    def _range(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and (len(v) != 2 or v[0] < 1 or v[1] < v[0]):
+            raise ValueError(f"must be [start, stop] with 1 <= start <= stop. Received: {v}")
+        return v
+
+
+class EMAConfig(Strict):
+    """Exponential moving average of the weights (timm's ModelEmaV3).
+
+    ``decay_t = min(decay, 1 - (1 + t / warmup_gamma) ** -warmup_power)`` with warm-up,
+    where ``t`` counts optimizer steps after ``update_after_step``.
+    """
+
+    enabled: bool = False
+    decay: float = Field(0.999, gt=0.0, lt=1.0)
+    warmup: bool = Field(True, description="ramp the decay up from 0 (essential for short runs)")
+    warmup_gamma: float = Field(1.0, gt=0.0)
+    warmup_power: float = Field(0.75, gt=0.0, description="3/4 suits short runs, 2/3 long ones (timm)")
+    update_after_step: int = Field(0, ge=0, description="copy the weights until this optimizer step")
+    include_bn_stats: bool = Field(True, description="average BatchNorm moving statistics too")
+    evaluate_raw: bool = Field(True, description="also log the raw weights' validation metrics as val_raw_*")
+    export: Literal["ema", "raw"] = Field("ema", description="which weights model/ and the returned model carry")
+
+
+class NaNGuardConfig(Strict):
+    """Recover from a loss that turns NaN/Inf (or exceeds ``loss_bound``): reload the last good
+    checkpoint, scale the LR by ``lr_factor``, retry up to ``max_retries`` times."""
+
+    enabled: bool = True
+    max_retries: int = Field(3, ge=0)
+    lr_factor: float = Field(0.5, gt=0.0, le=1.0)
+    loss_bound: Optional[float] = Field(None, gt=0.0, description="treat a loss above this as divergence")
 
 
 class CallbacksConfig(Strict):
-    """Example: ``callbacks: {early_stopping: {enabled: true, patience: 3}}``"""
+    """Example: ``callbacks: {ema: {enabled: true}, early_stopping: {enabled: true, patience: 3}}``"""
 
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     tensorboard: TensorBoardConfig = Field(default_factory=TensorBoardConfig)
+    ema: EMAConfig = Field(default_factory=EMAConfig)
+    nan_guard: NaNGuardConfig = Field(default_factory=NaNGuardConfig)
 
 
 class DistributeConfig(Strict):
