@@ -1,10 +1,16 @@
-"""Atomic checkpoints: ``checkpoints/last`` every epoch and ``checkpoints/best`` by a metric.
+"""Atomic checkpoints with the whole training state.
 
-Each checkpoint is a folder holding a ``tf.train.Checkpoint`` of the model and
-optimizer (weights and slots) and ``meta.json`` (epoch, optimizer step, the
-monitored value, a fingerprint of the model config). It is written in full
-under a temporary name and then renamed into place; the old one is removed
-only after the new one exists, so a kill never leaves a half-written ``last``.
+A checkpoint is a folder: a ``tf.train.Checkpoint`` (``ckpt.*``) of the model,
+the optimizer (slots, step), the RNG generators of random layers, gradient
+accumulators, the LR scale and every stateful callback's variables (EMA
+weights, ...), plus ``meta.json`` (epoch, batch within the epoch, optimizer
+step, monitored value, callback states, model fingerprint, resolved config).
+It is written in full under a temporary name and renamed into place; the old
+one is removed only after the new one exists, so a kill never leaves a
+half-written ``last`` and ``last`` is never ambiguous.
+
+Folders: ``last`` (every epoch, and every ``every_n_steps``), ``best`` (by
+``monitor``), and ``epoch-NNNN`` for the top-k.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .._keras import keras, tf
 from ..errors import ConfigError
+from .base import StatefulCallback
 
 PREFIX = "ckpt"
 
@@ -45,14 +53,49 @@ def read_meta(ckpt_dir: Path) -> dict:
     return json.loads((ckpt_dir / "meta.json").read_text())
 
 
-def save_checkpoint(folder: Path, which: str, model: keras.Model, meta: dict) -> Path:
+def random_generators(model: keras.Model) -> dict[str, Any]:
+    """The ``tf.random.Generator`` of every random layer (dropout, noise), by position.
+
+    With ``enable_tf_random_generator()`` their state is a variable: saving it
+    makes dropout masks after a resume the same as in an uninterrupted run.
+    """
+    out = {}
+    layers = [m for m in model.submodules if isinstance(m, keras.layers.Layer)]
+    for i, layer in enumerate(layers):
+        gen = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if isinstance(gen, tf.random.Generator):
+            out[f"rng_{i}"] = gen
+    return out
+
+
+def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
+    """Everything whose value a resumed run needs, keyed for ``tf.train.Checkpoint``."""
+    items: dict[str, Any] = {"model": model, "optimizer": model.optimizer}
+    items.update(random_generators(model))
+    accum = model.__dict__.get("_accum")
+    if accum:  # gradient accumulation mid-way through a step
+        items["accum"] = tf.Module()
+        items["accum"].grads = list(accum["grads"])
+        items["accum"].counter = accum["counter"]
+    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    scale = getattr(getattr(opt, "_learning_rate", None), "scale", None)
+    if isinstance(scale, tf.Variable):
+        items["lr_scale"] = scale
+    for cb in callbacks:
+        if isinstance(cb, StatefulCallback):
+            for name, obj in cb.trackables().items():
+                items[f"{cb.state_key}.{name}".replace(".", "_")] = obj
+    return items
+
+
+def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict) -> Path:
     """Write ``folder/which`` atomically and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{which}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp / PREFIX))
+    tf.train.Checkpoint(**items).write(str(tmp / PREFIX))
     with open(tmp / "meta.json", "w") as f:
         json.dump(meta, f, indent=2)
         f.flush()
@@ -62,61 +105,151 @@ def save_checkpoint(folder: Path, which: str, model: keras.Model, meta: dict) ->
     return final
 
 
-def restore_checkpoint(ckpt_dir: Path, model: keras.Model) -> dict:
-    """Load weights and optimizer slots saved by :func:`save_checkpoint`; return its meta."""
+def restore_checkpoint(ckpt_dir: Path, model: keras.Model, callbacks: list = ()) -> dict:
+    """Load everything :class:`AtomicCheckpoint` saved into ``model`` and ``callbacks``; return the meta.
+
+    Callback states are applied with ``set_state``. Call after ``compile``
+    (and after stateful callbacks created their variables).
+    """
     opt = model.optimizer
     inner = getattr(opt, "inner_optimizer", opt)
     inner.build(model.trainable_variables)  # slots must exist to be restored into
-    status = tf.train.Checkpoint(model=model, optimizer=opt).read(str(ckpt_dir / PREFIX))
-    status.assert_existing_objects_matched()
-    return read_meta(ckpt_dir)
+    items = training_trackables(model, list(callbacks))
+    status = tf.train.Checkpoint(**items).read(str(ckpt_dir / PREFIX))
+    status.expect_partial()  # e.g. resuming with EMA newly switched on
+    meta = read_meta(ckpt_dir)
+    states = meta.get("callbacks", {})
+    for cb in callbacks:
+        if isinstance(cb, StatefulCallback) and cb.state_key in states:
+            cb.set_state(states[cb.state_key])
+    return meta
 
 
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Save ``last`` after every epoch and ``best`` when ``monitor`` improves.
+def _finite(logs: dict) -> bool:
+    loss = logs.get("loss")
+    return loss is None or math.isfinite(float(loss))
 
-    ``best_value`` survives resume through ``meta.json``. A missing monitored
-    metric is an error naming the metrics that exist.
+
+class AtomicCheckpoint(StatefulCallback):
+    """Save ``last`` after every epoch (and every ``every_n_steps``), ``best`` and the top-k.
+
+    An epoch whose loss is not finite is never saved: nothing good is overwritten.
 
     Example:
         >>> AtomicCheckpoint("runs/x/checkpoints", monitor="val_accuracy", mode="max")  # doctest: +SKIP
     """
 
     def __init__(self, folder: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
-                 fingerprint: str = "", save_model: Optional[keras.Model] = None) -> None:
+                 save_top_k: int = 1, every_n_steps: Optional[int] = None, fingerprint: str = "",
+                 config: Optional[dict] = None, callbacks: Optional[list] = None,
+                 skip_save: Optional[Callable[[], bool]] = None) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
+        if save_top_k < 1:
+            raise ValueError(f"`save_top_k` must be >= 1. Received: save_top_k={save_top_k}")
         self.folder = Path(folder)
         self.monitor = monitor
         if mode == "auto":
             mode = "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
         self.mode = mode
+        self.save_top_k = save_top_k
+        self.every_n_steps = every_n_steps
         self.fingerprint = fingerprint
+        self.config = config or {}
+        self.callbacks = callbacks if callbacks is not None else []  # whose state goes into each checkpoint
+        self.skip_save = skip_save or (lambda: False)
         self.best_value: Optional[float] = None
-        self._save_model = save_model  # the plain model when training runs through a wrapper
+        self.top_k: list[tuple[float, int]] = []  # (value, epoch)
+        self._epoch = 0
+        self._batches_done = 0
 
-    def _better(self, value: float) -> bool:
-        if self.best_value is None:
+    # -- state --------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        return {"best_value": self.best_value, "top_k": [list(t) for t in self.top_k]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.best_value = state.get("best_value")
+        self.top_k = [(float(v), int(e)) for v, e in state.get("top_k", [])]
+
+    # -- saving -------------------------------------------------------------------
+    def _meta(self, epoch: int, batch: int, logs: dict, value: Optional[float]) -> dict:
+        states = {cb.state_key: cb.get_state() for cb in self.callbacks if isinstance(cb, StatefulCallback)}
+        states[self.state_key] = self.get_state()
+        return {
+            "epoch": epoch, "batch": batch, "step": int(self.model.optimizer.iterations.numpy()),
+            "monitor": self.monitor, "value": value, "best_value": self.best_value,
+            "fingerprint": self.fingerprint, "callbacks": states,
+            "logs": {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))},
+            "config": self.config,
+        }
+
+    def save(self, which: str, epoch: int, batch: int, logs: Optional[dict] = None,
+             value: Optional[float] = None) -> Path:
+        items = training_trackables(self.model, self.callbacks)
+        return save_checkpoint(self.folder, which, items, self._meta(epoch, batch, logs or {}, value))
+
+    def on_train_begin(self, logs=None):
+        if find_checkpoint(self.folder) is None:  # the starting point NaN recovery can fall back to
+            self.save("last", epoch=self._epoch, batch=0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._batches_done = 0
+
+    def set_position(self, epoch: int, batches_done: int) -> None:
+        """Where a resumed, partial epoch starts (the loop calls this before fitting)."""
+        self._epoch, self._batches_done = epoch, batches_done
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_done += 1
+        n = self.every_n_steps
+        if n and not self.skip_save() and _finite(logs or {}):
+            step = int(self.model.optimizer.iterations.numpy())
+            if step and step % n == 0 and step != getattr(self, "_last_step_saved", None):
+                self._last_step_saved = step
+                self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
+
+    def save_partial(self, logs: Optional[dict] = None) -> Path:
+        """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done."""
+        return self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
+
+    def _better(self, value: float, than: Optional[float]) -> bool:
+        if than is None:
             return True
-        return value < self.best_value if self.mode == "min" else value > self.best_value
+        return value < than if self.mode == "min" else value > than
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self.skip_save() or not _finite(logs):
+            return
         if self.monitor not in logs:
             raise ConfigError(
                 f"'{self.monitor}' is not among the logged metrics: {', '.join(sorted(logs))}",
                 key="callbacks.checkpoint.monitor",
             )
         value = float(logs[self.monitor])
-        model = self.model
-        meta = {"epoch": epoch + 1, "step": int(model.optimizer.iterations.numpy()),
-                "monitor": self.monitor, "value": value, "fingerprint": self.fingerprint,
-                "logs": {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}}
-        improved = not math.isnan(value) and self._better(value)
+        improved = math.isfinite(value) and self._better(value, self.best_value)
         if improved:
             self.best_value = value
-        meta["best_value"] = self.best_value
-        save_checkpoint(self.folder, "last", model, meta)
+        entered = math.isfinite(value) and (
+            len(self.top_k) < self.save_top_k or self._better(value, self.top_k[-1][0]))
+        if entered:
+            self.top_k.append((value, epoch + 1))
+            self.top_k.sort(key=lambda t: t[0], reverse=self.mode == "max")
+            dropped = self.top_k[self.save_top_k:]
+            self.top_k = self.top_k[: self.save_top_k]
+        last = self.save("last", epoch=epoch + 1, batch=0, logs=logs, value=value)
         if improved:
-            save_checkpoint(self.folder, "best", model, meta)
+            self._copy(last, "best")
+        if entered and self.save_top_k > 1:
+            self._copy(last, f"epoch-{epoch + 1:04d}")
+            for _, e in dropped:
+                shutil.rmtree(self.folder / f"epoch-{e:04d}", ignore_errors=True)
+
+    def _copy(self, src: Path, which: str) -> None:
+        tmp = self.folder / f".tmp-{which}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(src, tmp)
+        _swap_in(tmp, self.folder / which)

@@ -19,3 +19,7 @@ class ConfigError(ValueError):
         self.key = key
         self.message = message
         super().__init__(f"{key}: {message}" if key else message)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss kept diverging after every allowed recovery; the last good checkpoint is kept."""

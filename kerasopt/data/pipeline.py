@@ -12,6 +12,7 @@ raw pixel range [0, 255]; its statistics come from the training split only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,6 +45,20 @@ class DataBundle:
     steps_per_epoch: int
     val_steps: int
     batch_size: int = 0
+    epoch_stream: Optional[Callable[[int], tf.data.Dataset]] = None
+
+    def train_from_epoch(self, start_epoch: int = 0) -> tf.data.Dataset:
+        """An endless stream of training batches, epoch after epoch, starting at ``start_epoch``.
+
+        Epoch ``e`` is shuffled with a seed derived from ``(seed, e)``, so the
+        batches of epoch ``e`` are the same whether the run got there directly or
+        was resumed at ``e`` — without replaying the earlier epochs. Training
+        passes ``steps_per_epoch`` to ``fit``. (Random augmentation is drawn from
+        the augmentation layers' own generators and is not replayed on resume.)
+        """
+        if self.epoch_stream is None:
+            return self.train.repeat()
+        return self.epoch_stream(start_epoch)
 
 
 def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = None) -> DataBundle:
@@ -125,12 +140,18 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
         # Without sharding this pass also fills the in-memory cache, so epoch 1 reads no file twice.
         normalizer, extras["normalize"] = compute_normalizer(train if shard is None else full_train, d.normalize)
 
+    unshuffled = train
     if d.shuffle_buffer > 0:
         train = train.shuffle(min(d.shuffle_buffer, n_local), seed=cfg.seed, reshuffle_each_iteration=True)
     if shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
-    train = _finish(train.batch(batch), batch_transform(augmenter, normalizer), d.prefetch,
-                    None if cfg.deterministic and augmenter is not None else calls)
+    finish_calls = None if cfg.deterministic and augmenter is not None else calls
+    transform = batch_transform(augmenter, normalizer)
+    epoch_stream = None
+    if shard is None:
+        epoch_stream = _epoch_stream(unshuffled, batch, min(d.shuffle_buffer, n_local), cfg.seed,
+                                     lambda ds: _finish(ds, transform, d.prefetch, finish_calls))
+    train = _finish(train.batch(batch), transform, d.prefetch, finish_calls)
     val = None
     if len(val_idx):
         val, _ = elements(val_idx, None)
@@ -142,8 +163,28 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     spec = _spec(src, y, task, train_idx, len(val_idx), input_shape, x, extras)
     return DataBundle(
         train=train, val=val, spec=spec, steps_per_epoch=math.ceil(n_train / d.batch_size),
-        val_steps=math.ceil(len(val_idx) / batch), batch_size=batch,
+        val_steps=math.ceil(len(val_idx) / batch), batch_size=batch, epoch_stream=epoch_stream,
     )
+
+
+_EPOCH_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs map to distinct shuffle seeds
+
+
+def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
+                  finish: Callable[[tf.data.Dataset], tf.data.Dataset]) -> Callable[[int], tf.data.Dataset]:
+    """``start_epoch -> endless batches`` with a per-epoch shuffle seed (the cache is shared by all epochs)."""
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        ds = base
+        if buffer > 0:
+            ds = ds.shuffle(buffer, seed=epoch * _EPOCH_SEED_STRIDE + seed, reshuffle_each_iteration=False)
+        return ds.batch(batch)
+
+    def stream(start_epoch: int = 0) -> tf.data.Dataset:
+        epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
+        return finish(epochs.flat_map(one_epoch))
+
+    return stream
 
 
 def _worker_batch(batch_size: int, shard: Optional[tuple[int, int]]) -> int:

@@ -1,19 +1,26 @@
 """Build the callback list from the ``callbacks:`` section, in the order that matters.
 
-Order: learning-rate and throughput first (they add keys to the logs), then
-early stopping and checkpointing (they read the logs), then the loggers
-(CSV, TensorBoard) and the progress display, which show everything.
+1. LR logger and throughput add keys to the logs;
+2. EMA (updates after each optimizer step, swaps weights for validation, adds
+   ``val_raw_*``), the plateau scheduler and the NaN guard;
+3. early stopping and the checkpoint read the logs (and save every stateful
+   callback's state, so they come after the callbacks that change it);
+4. the signal handler saves through the checkpoint after the batch is counted;
+5. CSV, TensorBoard and the progress display show everything.
 """
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from kerasopt._keras import keras
-from kerasopt.callbacks.checkpoint import AtomicCheckpoint, find_checkpoint, read_meta
+from kerasopt.callbacks.base import StatefulCallback
+from kerasopt.callbacks.checkpoint import AtomicCheckpoint
+from kerasopt.callbacks.early_stopping import ResumableEarlyStopping
 from kerasopt.callbacks.lr_logger import LearningRateLogger
+from kerasopt.callbacks.nan_guard import NaNGuard
 from kerasopt.callbacks.progress import ProgressDisplay
+from kerasopt.callbacks.signals import GracefulStop
 from kerasopt.callbacks.throughput import Throughput
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
@@ -26,52 +33,56 @@ def _check_monitor(name: str, key: str, has_val: bool) -> None:
                           key=key)
 
 
-def _trim_history(path, keep_epochs: int) -> None:
-    """On resume, drop CSV rows of epochs after the checkpoint (a kill may land between the two)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < keep_epochs]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-
-
-def build_callbacks(cfg: ExperimentConfig, rd: RunDir, bundle, model: keras.Model, fingerprint: str, *,
-                    resume: bool, has_val: bool) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
-    """Return the callback list and a name -> callback map for the run summary."""
+def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, fingerprint: str, *, steps: int,
+                    resume: bool, val_data=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
+    """Return the ordered callback list and a name -> callback map for the loop and the summary."""
     c = cfg.callbacks
-    named: dict[str, Any] = {}
-    cbs: list[keras.callbacks.Callback] = [LearningRateLogger()]
-    named["throughput"] = Throughput(cfg.data.batch_size)
-    cbs.append(named["throughput"])
+    has_val = val_data is not None
+    named: dict[str, Any] = {"lr": LearningRateLogger(), "throughput": Throughput(cfg.data.batch_size)}
+    if c.ema.enabled:
+        from kerasopt.callbacks.ema import WeightEMA
+
+        named["ema"] = WeightEMA.from_config(c.ema, validation_data=val_data)
+    if cfg.train.schedule.type == "reduce_on_plateau":
+        from kerasopt.callbacks.plateau import ReduceLROnPlateau
+
+        s = cfg.train.schedule
+        _check_monitor(s.monitor, "train.schedule.monitor", has_val)
+        named["plateau"] = ReduceLROnPlateau(monitor=s.monitor, mode=s.mode, factor=s.factor, patience=s.patience,
+                                             cooldown=s.cooldown, min_delta=s.min_delta, min_lr=s.min_lr)
+    if c.nan_guard.enabled:
+        g = c.nan_guard
+        named["nan_guard"] = NaNGuard(g.max_retries, g.lr_factor, g.loss_bound)
     if c.early_stopping.enabled:
-        _check_monitor(c.early_stopping.monitor, "callbacks.early_stopping.monitor", has_val)
         es = c.early_stopping
-        named["early_stopping"] = keras.callbacks.EarlyStopping(
-            monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta,
-            restore_best_weights=es.restore_best_weights)
-        cbs.append(named["early_stopping"])
+        _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
+        named["early_stopping"] = ResumableEarlyStopping(es.monitor, es.mode, es.patience, es.min_delta,
+                                                         es.restore_best_weights)
+    guard = named.get("nan_guard")
+    stopper = GracefulStop()
     if c.checkpoint.enabled:
-        _check_monitor(c.checkpoint.monitor, "callbacks.checkpoint.monitor", has_val)
-        ck = AtomicCheckpoint(rd.checkpoints, monitor=c.checkpoint.monitor, mode=c.checkpoint.mode,
-                              fingerprint=fingerprint)
-        if resume:
-            last = find_checkpoint(rd.checkpoints)
-            if last is not None:
-                ck.best_value = read_meta(last).get("best_value")
-        named["checkpoint"] = ck
-        cbs.append(ck)
-    if resume:
-        last = find_checkpoint(rd.checkpoints)
-        _trim_history(rd.history, int(read_meta(last)["epoch"]) if last else 0)
-    cbs.append(keras.callbacks.CSVLogger(str(rd.history), append=resume))
+        ck = c.checkpoint
+        _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
+        named["checkpoint"] = AtomicCheckpoint(
+            rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
+            every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
+            skip_save=lambda: bool((guard is not None and guard.tripped()) or stopper.received),
+        )
+        stopper.on_stop = named["checkpoint"].save_partial
+    named["graceful"] = stopper
+    named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
     if c.tensorboard.enabled:
         tb = c.tensorboard
-        cbs.append(keras.callbacks.TensorBoard(log_dir=str(rd.tensorboard), histogram_freq=tb.histogram_freq,
-                                               write_graph=tb.write_graph, update_freq=tb.update_freq))
-    steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
-    cbs.append(ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose))
+        named["tensorboard"] = keras.callbacks.TensorBoard(
+            log_dir=str(rd.tensorboard), histogram_freq=tb.histogram_freq, write_graph=tb.write_graph,
+            update_freq=tb.update_freq, profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0)
+    named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose)
+    cbs = list(named.values())
+    stateful = [cb for cb in cbs if isinstance(cb, StatefulCallback)]
+    if "checkpoint" in named:
+        named["checkpoint"].callbacks = [cb for cb in stateful if cb is not named["checkpoint"]]
+    for cb in stateful:  # variables must exist before a checkpoint is read into them
+        build = getattr(cb, "build", None)
+        if callable(build):
+            build(model)
     return cbs, named

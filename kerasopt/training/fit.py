@@ -84,12 +84,16 @@ def fit(
     from kerasopt.training import compile as comp
     from kerasopt.training.accumulate import prepare_accumulation, with_grad_accumulation
     from kerasopt.training.callbacks_factory import build_callbacks
+    from kerasopt.training.loop import TrainingLoop, trim_history_csv
     from kerasopt.training.optimizers import build_optimizer
     from kerasopt.training.precision import apply_policy, decide_precision, detect_device
     from kerasopt.training.report import finish_run
     from kerasopt.training.schedules import build_schedule
 
     keras.utils.set_random_seed(cfg.seed)
+    # Random layers draw from tf.random.Generator objects whose state is a variable:
+    # checkpoints save it, so dropout after a resume matches an uninterrupted run.
+    keras.backend.experimental.enable_tf_random_generator()
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
@@ -100,46 +104,50 @@ def fit(
     bundle = build_datasets(cfg)
     spec = bundle.spec
     k = cfg.train.grad_accum_steps
-    opt_steps_per_epoch = max(1, (cfg.train.steps_per_epoch or bundle.steps_per_epoch) // k)
+    steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
     apply_policy(decision.policy)
     try:
         with choice.strategy.scope():
             model = build_model(cfg, spec)
             kind = comp.head_kind(model, spec)
             one_hot = comp.wants_one_hot(cfg, kind)
-            schedule = build_schedule(cfg, opt_steps_per_epoch)
+            schedule = build_schedule(cfg, max(1, steps // k))
             optimizer = build_optimizer(cfg.train.optimizer, schedule)
             train_model = with_grad_accumulation(model, k)
             comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
                                comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
             prepare_accumulation(train_model)
         cw = comp.class_weights(cfg, spec)
-        train_ds = _prepare_labels(bundle.train, kind, one_hot, spec.num_classes)
         val_ds = _prepare_labels(bundle.val, kind, one_hot, spec.num_classes)
 
-        initial_epoch = 0
         fingerprint = model_fingerprint(cfg)
+        with choice.strategy.scope():
+            cbs, named = build_callbacks(cfg, rd, train_model, fingerprint, steps=steps, resume=resume,
+                                         val_data=val_ds)
+        start_epoch = start_batch = 0
         if resume:
-            initial_epoch = _restore(rd, train_model, fingerprint)
-            say(f"resuming {rd.path} from epoch {initial_epoch}")
+            start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
+            at = f"epoch {start_epoch + 1}" + (f", batch {start_batch + 1}" if start_batch else "")
+            say(f"resuming {rd.path} at {at}")
+            trim_history_csv(rd.history, start_epoch)
         create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
-        cbs, named = build_callbacks(cfg, rd, bundle, train_model, fingerprint, resume=resume,
-                                     has_val=val_ds is not None)
-        t_fit = time.perf_counter()
-        hist = train_model.fit(
-            train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=cfg.train.steps_per_epoch, callbacks=cbs, class_weight=cw, verbose=0,
+        loop = TrainingLoop(
+            train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
+            stream=lambda e: _prepare_labels(bundle.train_from_epoch(e), kind, one_hot, spec.num_classes),
+            val_data=val_ds, class_weight=cw, history_csv=rd.history, checkpoints=rd.checkpoints, say=say,
         )
+        t_fit = time.perf_counter()
+        history = loop.run(start_epoch, start_batch)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
-                         initial_epoch=initial_epoch, fit_seconds=time.perf_counter() - t_fit,
-                         wall_seconds=time.perf_counter() - t_start, say=say)
+                         initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
+                         wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted)
     return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
 
 
-def _restore(rd: RunDir, train_model, fingerprint: str) -> int:
+def _restore(rd: RunDir, train_model, callbacks: list, fingerprint: str) -> tuple[int, int]:
+    from kerasopt.callbacks.base import StatefulCallback
     from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_checkpoint
 
     ckpt = find_checkpoint(rd.checkpoints)
@@ -151,5 +159,6 @@ def _restore(rd: RunDir, train_model, fingerprint: str) -> int:
             f"--resume: the model section differs from the one that wrote {ckpt}; "
             "resume with the run's config.yaml or start a new run", key="model",
         )
-    restore_checkpoint(ckpt, train_model)
-    return int(meta["epoch"])
+    stateful = [cb for cb in callbacks if isinstance(cb, StatefulCallback)]
+    meta = restore_checkpoint(ckpt, train_model, stateful)
+    return int(meta["epoch"]), int(meta.get("batch", 0))

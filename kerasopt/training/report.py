@@ -40,10 +40,12 @@ def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, 
 
 
 def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, bundle, *, initial_epoch: int,
-               fit_seconds: float, wall_seconds: float, say: Callable[[str], None]) -> dict[str, Any]:
+               fit_seconds: float, wall_seconds: float, say: Callable[[str], None],
+               interrupted: str | None = None) -> dict[str, Any]:
     from kerasopt.export import export_model
 
-    exports = export_model(model, rd.model_dir, list(cfg.export.formats), name=cfg.name)
+    # A preempted job has seconds to live: save (done) and leave; exports come with the resumed run.
+    exports = {} if interrupted else export_model(model, rd.model_dir, list(cfg.export.formats), name=cfg.name)
     tput = history.get("examples_per_sec", [])
     epochs_run = len(next(iter(history.values()), []))
     metrics: dict[str, Any] = {
@@ -68,12 +70,23 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
     }
     ck = named.get("checkpoint")
     if ck is not None:
-        metrics["checkpoint"] = {"monitor": ck.monitor, "mode": ck.mode, "best_value": ck.best_value}
+        metrics["checkpoint"] = {"monitor": ck.monitor, "mode": ck.mode, "best_value": ck.best_value,
+                                 "top_k": [{"value": v, "epoch": e} for v, e in ck.top_k]}
     es = named.get("early_stopping")
     if es is not None and getattr(es, "stopped_epoch", 0):
-        metrics["early_stopped_at_epoch"] = int(es.stopped_epoch) + 1
+        metrics["early_stopped_at_epoch"] = int(es.stopped_epoch)
+        metrics["early_stopping_best_epoch"] = es.best_epoch
+    guard = named.get("nan_guard")
+    metrics["nan_recoveries"] = list(guard.recoveries) if guard is not None else []
+    if "ema" in named:
+        metrics["ema"] = {"exported_weights": cfg.callbacks.ema.export}
+    if interrupted:
+        metrics["interrupted_by"] = interrupted
     write_json(rd.metrics, metrics)
     print_summary(metrics, rd, say)
+    if interrupted:
+        say(f"stopped by {interrupted}: checkpoint saved; continue with `kerasopt fit {rd.config} "
+            f"--run-dir {rd.path} --resume`")
     return metrics
 
 

@@ -4,7 +4,13 @@ import json
 
 import numpy as np
 import pytest
-from kerasopt.callbacks.checkpoint import AtomicCheckpoint, find_checkpoint, restore_checkpoint, save_checkpoint
+from kerasopt.callbacks.checkpoint import (
+    AtomicCheckpoint,
+    find_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    training_trackables,
+)
 from kerasopt.callbacks.lr_logger import LearningRateLogger
 from kerasopt.callbacks.progress import format_logs
 from kerasopt.callbacks.throughput import Throughput
@@ -61,7 +67,7 @@ def _compiled_model():
 
 def test_checkpoint_restores_weights_and_optimizer_slots(tmp_path):
     m = _compiled_model()
-    save_checkpoint(tmp_path, "last", m, {"epoch": 2})
+    save_checkpoint(tmp_path, "last", training_trackables(m, []), {"epoch": 2})
     m2 = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     m2.compile(keras.optimizers.Adam(0.1), "mse")
     meta = restore_checkpoint(find_checkpoint(tmp_path), m2)
@@ -75,12 +81,12 @@ def test_checkpoint_restores_weights_and_optimizer_slots(tmp_path):
 
 def test_a_kill_during_the_swap_keeps_a_loadable_checkpoint(tmp_path):
     m = _compiled_model()
-    save_checkpoint(tmp_path, "last", m, {"epoch": 1})
+    save_checkpoint(tmp_path, "last", training_trackables(m, []), {"epoch": 1})
     # Simulate a kill after `last` was moved aside but before the new one was renamed in.
     (tmp_path / "last").rename(tmp_path / ".old-last")
     found = find_checkpoint(tmp_path)
     assert found == tmp_path / ".old-last"
-    save_checkpoint(tmp_path, "last", m, {"epoch": 2})
+    save_checkpoint(tmp_path, "last", training_trackables(m, []), {"epoch": 2})
     assert json.loads((tmp_path / "last" / "meta.json").read_text())["epoch"] == 2
     assert not (tmp_path / ".old-last").exists()
     assert not list(tmp_path.glob(".tmp-*"))
@@ -88,14 +94,20 @@ def test_a_kill_during_the_swap_keeps_a_loadable_checkpoint(tmp_path):
 
 def test_best_follows_the_monitor_and_a_missing_metric_is_named(tmp_path):
     m = _compiled_model()
-    cb = AtomicCheckpoint(tmp_path, monitor="val_accuracy", mode="auto")
+    cb = AtomicCheckpoint(tmp_path, monitor="val_accuracy", mode="auto", save_top_k=2)
     cb.set_model(m)
     assert cb.mode == "max"
-    for epoch, acc in enumerate([0.5, 0.7, 0.6]):
+    for epoch, acc in enumerate([0.5, 0.7, 0.6, float("nan")]):
+        cb.on_epoch_begin(epoch)
         cb.on_epoch_end(epoch, {"val_accuracy": acc, "loss": 1.0})
     best = json.loads((tmp_path / "best" / "meta.json").read_text())
     last = json.loads((tmp_path / "last" / "meta.json").read_text())
-    assert (best["epoch"], best["value"], last["epoch"], last["best_value"]) == (2, 0.7, 3, 0.7)
+    assert (best["epoch"], best["value"], last["epoch"], last["best_value"]) == (2, 0.7, 4, 0.7)
+    assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-0002", "epoch-0003"]
+    assert cb.top_k == [(0.7, 2), (0.6, 3)]
+    # a non-finite loss is never saved over a good checkpoint
+    cb.on_epoch_end(4, {"val_accuracy": 0.9, "loss": float("nan")})
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["epoch"] == 4
     with pytest.raises(ConfigError) as e:
         cb.on_epoch_end(3, {"loss": 1.0, "accuracy": 0.1})
     assert e.value.key == "callbacks.checkpoint.monitor" and "accuracy, loss" in str(e.value)

@@ -1,0 +1,143 @@
+"""The training loop around ``model.fit``: partial epochs after a resume, NaN recovery, signals.
+
+``model.fit`` runs whole epochs. A run resumed from a mid-epoch checkpoint
+first runs the rest of that epoch (the epoch's data stream with the done
+batches skipped), then the remaining epochs. When the NaN guard stops a fit,
+the last good checkpoint is reloaded, the LR scale is multiplied by
+``lr_factor`` and training continues from there, up to ``max_retries`` times.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+from kerasopt._keras import keras
+from kerasopt.callbacks.base import StatefulCallback
+from kerasopt.callbacks.checkpoint import find_checkpoint, restore_checkpoint
+from kerasopt.errors import TrainingDiverged
+
+
+def trim_history_csv(path: Path, keep_epochs: int) -> None:
+    """Drop CSV rows of epochs ``>= keep_epochs`` (a rewound or resumed run rewrites them)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < keep_epochs]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def lr_scale_variable(model: keras.Model):
+    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    return getattr(getattr(opt, "_learning_rate", None), "scale", None)
+
+
+class TrainingLoop:
+    """Runs fit segments until the configured epochs are done, early stopping ends, or a signal arrives."""
+
+    def __init__(self, model: keras.Model, callbacks: list, named: dict[str, Any], *, epochs: int,
+                 steps_per_epoch: int, stream: Callable[[int], Any], val_data, class_weight, history_csv: Path,
+                 checkpoints: Path, say: Callable[[str], None]) -> None:
+        self.model = model
+        self.callbacks = callbacks
+        self.named = named
+        self.epochs = epochs
+        self.steps = steps_per_epoch
+        self.stream = stream
+        self.val_data = val_data
+        self.class_weight = class_weight
+        self.history_csv = history_csv
+        self.checkpoints = checkpoints
+        self.say = say
+        self.epoch_logs: dict[int, dict[str, float]] = {}
+        self.interrupted: Optional[str] = None
+        self.stateful = [cb for cb in callbacks if isinstance(cb, StatefulCallback)]
+
+    def _fit(self, epoch: int, batch: int) -> keras.callbacks.History:
+        ckpt = self.named.get("checkpoint")
+        if ckpt is not None:
+            ckpt.set_position(epoch, batch)
+        if batch:  # finish the interrupted epoch first
+            data, end, steps = self.stream(epoch).skip(batch), epoch + 1, self.steps - batch
+        else:
+            data, end, steps = self.stream(epoch), self.epochs, self.steps
+        hist = self.model.fit(data, validation_data=self.val_data, initial_epoch=epoch, epochs=end,
+                              steps_per_epoch=steps, callbacks=self.callbacks, class_weight=self.class_weight,
+                              verbose=0)
+        csv_logger = self.named.get("csv_logger")
+        if csv_logger is not None:
+            csv_logger.append = True  # later segments add to the same file
+        for e, logs in zip(hist.epoch, _rows(hist.history)):
+            self.epoch_logs[e] = logs
+        return hist
+
+    def run(self, start_epoch: int = 0, start_batch: int = 0) -> dict[str, list[float]]:
+        epoch, batch = start_epoch, start_batch
+        guard = self.named.get("nan_guard")
+        stopper = self.named.get("graceful")
+        es = self.named.get("early_stopping")
+        while epoch < self.epochs:
+            hist = self._fit(epoch, batch)
+            if stopper is not None and stopper.received:
+                self.interrupted = stopper.received
+                break
+            if guard is not None and guard.tripped():
+                epoch, batch = self._recover(guard)
+                continue
+            if es is not None and es.stopped_epoch:
+                break
+            done = (hist.epoch[-1] + 1) if hist.epoch else epoch
+            epoch, batch = (done, 0)
+            if done >= self.epochs:
+                break
+        return self.history()
+
+    def _recover(self, guard) -> tuple[int, int]:
+        event = dict(guard.event or {})
+        recoveries = list(guard.recoveries)
+        if len(recoveries) >= guard.max_retries:
+            raise TrainingDiverged(
+                f"loss diverged ({event.get('reason')}, loss={event.get('loss')}) at epoch {event.get('epoch')} "
+                f"batch {event.get('batch')} after {len(recoveries)} recoveries; the last good checkpoint is kept "
+                f"in {self.checkpoints}"
+            )
+        last = find_checkpoint(self.checkpoints)
+        if last is None:
+            raise TrainingDiverged(f"loss diverged at epoch {event.get('epoch')} and there is no checkpoint to "
+                                   "recover from (enable callbacks.checkpoint)")
+        meta = restore_checkpoint(last, self.model, self.stateful)
+        scale = lr_scale_variable(self.model)
+        if scale is not None:
+            scale.assign(float(scale.numpy()) * guard.lr_factor)
+            event["lr_scale"] = float(scale.numpy())
+        event["restored_epoch"] = int(meta["epoch"])
+        guard.recoveries = recoveries + [event]
+        self.say(f"loss diverged ({event.get('reason')}) at epoch {event.get('epoch')} batch {event.get('batch')}: "
+                 f"reloaded {last.name} (epoch {meta['epoch']}), LR scale now {event.get('lr_scale', 1.0):g}, "
+                 f"retry {len(guard.recoveries)}/{guard.max_retries}")
+        for e in [e for e in self.epoch_logs if e >= int(meta["epoch"])]:
+            del self.epoch_logs[e]
+        trim_history_csv(self.history_csv, int(meta["epoch"]))
+        return int(meta["epoch"]), int(meta.get("batch", 0))
+
+    def history(self) -> dict[str, list[float]]:
+        keys: list[str] = []
+        for logs in self.epoch_logs.values():
+            keys += [k for k in logs if k not in keys]
+        ordered = [self.epoch_logs[e] for e in sorted(self.epoch_logs)]
+        return {k: [float(logs.get(k, float("nan"))) for logs in ordered] for k in keys}
+
+    @property
+    def epochs_done(self) -> list[int]:
+        return sorted(self.epoch_logs)
+
+
+def _rows(history: dict[str, list]) -> list[dict[str, float]]:
+    n = len(next(iter(history.values()), []))
+    return [{k: float(v[i]) for k, v in history.items() if i < len(v)} for i in range(n)]
