@@ -9,7 +9,10 @@ from pydantic import Field, model_validator
 from kerasopt.config.base import FieldError, Strict, check_applicable
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = (
+    "constant", "step", "multistep", "exponential", "cosine", "polynomial", "one_cycle", "inverse_sqrt",
+    "reduce_on_plateau",
+)
 LOSSES = (
     "auto", "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
     "mse", "mae", "huber",
@@ -53,23 +56,100 @@ class OptimizerConfig(Strict):
         return self
 
 
-class ScheduleConfig(Strict):
-    """Learning-rate schedule as a function of the optimizer step.
+# Which schedule types read which keys; a key set for another type is an error.
+_SCHEDULE_OWNERS: dict[str, tuple[str, ...]] = {
+    "alpha": ("cosine", "polynomial"),
+    "gamma": ("step", "multistep"),
+    "step_epochs": ("step",),
+    "milestones": ("multistep",),
+    "decay_rate": ("exponential",),
+    "decay_epochs": ("exponential",),
+    "staircase": ("exponential",),
+    "restart_epochs": ("cosine",),
+    "t_mul": ("cosine",),
+    "m_mul": ("cosine",),
+    "power": ("polynomial",),
+    "pct_start": ("one_cycle",),
+    "div_factor": ("one_cycle",),
+    "final_div_factor": ("one_cycle",),
+    "timescale_epochs": ("inverse_sqrt",),
+    **{k: ("reduce_on_plateau",) for k in ("factor", "patience", "min_lr", "cooldown", "monitor", "mode",
+                                           "min_delta")},
+}
 
-    Example: ``schedule: {type: cosine, warmup_epochs: 1, alpha: 0.01}``
+
+class ScheduleConfig(Strict):
+    """Learning-rate schedule as a function of the optimizer step; the peak is ``train.optimizer.learning_rate``.
+
+    Every type composes with the linear warm-up (``warmup_epochs`` or ``warmup_steps``): the LR
+    ramps to the schedule's step-0 value, then the schedule runs. Epoch-valued keys become
+    optimizer steps once, when the schedule is built. Points in time (``step_epochs``,
+    ``milestones``) count epochs from the start of training; lengths (``decay_epochs``,
+    ``restart_epochs``, ``timescale_epochs`` and the span of cosine, polynomial and one_cycle)
+    start when the warm-up ends.
+
+    Example: ``schedule: {type: cosine, warmup_epochs: 1, alpha: 0.01}`` or
+    ``schedule: {type: multistep, milestones: [30, 60], gamma: 0.1}``
     """
 
     type: Literal[SCHEDULES] = "constant"  # type: ignore[valid-type]
     warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up from 0, in epochs")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up in optimizer steps (wins over epochs)")
-    alpha: float = Field(0.0, ge=0.0, le=1.0, description="cosine floor as a fraction of the peak LR")
+    # Goyal et al. (2017): with N workers the global batch is N times larger, so the peak LR is
+    # N times larger too; pair it with a warm-up of a few epochs.
+    scale_by_world_size: bool = Field(False, description="multiply the peak LR by the number of Horovod workers")
+    # cosine, polynomial
+    alpha: float = Field(0.0, ge=0.0, le=1.0, description="final LR (cosine, polynomial) as a fraction of the peak")
+    # step, multistep
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR multiplier at each drop")
+    step_epochs: Optional[float] = Field(None, gt=0.0, description="step: drop every this many epochs")
+    milestones: Optional[list[float]] = Field(None, description="multistep: epochs at which the LR drops")
+    # exponential: lr * decay_rate ** (t / decay_epochs)
+    decay_rate: Optional[float] = Field(None, gt=0.0, le=1.0, description="LR multiplier per decay_epochs")
+    decay_epochs: float = Field(1.0, gt=0.0)
+    staircase: bool = Field(False, description="decay in whole decay_epochs steps, not continuously")
+    # cosine with warm restarts (SGDR, Loshchilov & Hutter): off while restart_epochs is unset
+    restart_epochs: Optional[float] = Field(None, gt=0.0, description="length of the first cosine cycle")
+    t_mul: float = Field(1.0, ge=1.0, description="each cycle is t_mul times longer than the one before")
+    m_mul: float = Field(1.0, gt=0.0, le=1.0, description="each restart's peak is m_mul times the one before")
+    # polynomial: (peak - end) * (1 - t / T) ** power + end, end = alpha * peak
+    power: float = Field(1.0, gt=0.0)
+    # one_cycle (Smith; fastai and PyTorch defaults): starts at peak/div_factor, reaches the peak at
+    # pct_start of the run, ends at peak/(div_factor*final_div_factor); cosine in both phases.
+    pct_start: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of the run spent rising")
+    div_factor: float = Field(25.0, ge=1.0)
+    final_div_factor: float = Field(1e4, ge=1.0)
+    # inverse_sqrt: lr * sqrt(T) / sqrt(max(t, T)), flat for T steps then ~ 1/sqrt(t)
+    timescale_epochs: float = Field(1.0, gt=0.0, description="T, the length of the flat start")
+    # reduce_on_plateau: constant LR, multiplied by `factor` by a callback when `monitor` stalls
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="LR multiplier at each reduction")
+    patience: int = Field(10, ge=0, description="epochs without improvement before a reduction")
+    min_lr: float = Field(0.0, ge=0.0, description="the LR never goes below this (absolute value)")
+    cooldown: int = Field(0, ge=0, description="epochs to wait after a reduction before counting again")
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for acc/auc metrics, else min")
+    min_delta: float = Field(1e-4, ge=0.0, description="smaller changes do not count as improvement")
 
     @model_validator(mode="after")
     def _checks(self) -> ScheduleConfig:
-        if self.alpha != 0.0 and self.type != "cosine":
-            raise FieldError("alpha", f"does not apply to type '{self.type}' (it is used by: cosine)")
+        check_applicable(self, "type", self.type, _SCHEDULE_OWNERS)
         if self.warmup_epochs and self.warmup_steps:
             raise FieldError("warmup_steps", "set warmup_epochs or warmup_steps, not both")
+        if self.type == "step" and self.step_epochs is None:
+            raise FieldError("step_epochs", "type 'step' needs 'step_epochs' (epochs between drops)")
+        if self.type == "multistep":
+            m = self.milestones
+            if not m:
+                raise FieldError("milestones", f"type 'multistep' needs a non-empty list of epochs. Received: {m}")
+            if m[0] <= 0 or any(b <= a for a, b in zip(m, m[1:])):
+                raise FieldError("milestones", f"must be > 0 and strictly increasing. Received: {m}")
+        if self.type == "exponential" and self.decay_rate is None:
+            raise FieldError("decay_rate", "type 'exponential' needs 'decay_rate' (LR multiplier per decay_epochs)")
+        if self.restart_epochs is None:
+            for key in ("t_mul", "m_mul"):
+                if getattr(self, key) != 1.0:
+                    raise FieldError(key, f"needs 'restart_epochs' (cosine without restarts has one cycle). "
+                                          f"Received: {key}={getattr(self, key)}")
         return self
 
 
