@@ -59,9 +59,14 @@ def evaluate(
         raise ConfigError("there is no validation split to evaluate on (it is 0)", key="data.validation_split")
     if keras_file is not None:
         try:
-            model = keras.models.load_model(keras_file)
+            import kerasopt.models  # noqa: F401  (registers custom layers such as PositionEmbedding)
+
+            model = keras.models.load_model(keras_file, compile=False)
         except Exception as e:  # a corrupt or foreign file: name it
             raise ConfigError(f"cannot load model {keras_file}: {str(e).splitlines()[0]}") from None
+        kind0 = comp.head_kind(model, bundle.spec)
+        model.compile(loss=comp.build_loss(cfg, kind0),
+                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0)))
     else:
         from kerasopt.callbacks.checkpoint import restore_checkpoint
         from kerasopt.models import build_model

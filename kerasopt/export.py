@@ -22,6 +22,9 @@ def export_model(model: keras.Model, folder: Path, formats: list[str], name: str
         {'keras': 'runs/x/model/model.keras'}
     """
     folder.mkdir(parents=True, exist_ok=True)
+    # Export the network only (no optimizer or compile config): the file then loads in plain
+    # tf_keras without kerasopt's schedule classes, and is smaller. Training state lives in checkpoints/.
+    model = keras.Model(model.inputs, model.outputs, name=model.name)
     out: dict[str, str] = {}
     for fmt in formats:
         if fmt == "keras":

@@ -72,9 +72,12 @@ def with_grad_accumulation(model: keras.Model, steps: int) -> keras.Model:
 
 
 def prepare_accumulation(model: keras.Model) -> None:
-    """Create the optimizer's slots up front: they cannot be created inside ``tf.cond``."""
-    if "_accum" not in model.__dict__:
-        return
+    """Create the optimizer's slots up front.
+
+    They cannot be created inside ``tf.cond`` (accumulation), and a checkpoint
+    written before the first step must hold them, or a restore after a
+    divergence would leave the diverged slot values in place.
+    """
     opt = model.optimizer
     inner = opt.inner_optimizer if isinstance(opt, keras.mixed_precision.LossScaleOptimizer) else opt
     inner.build(model.trainable_variables)
