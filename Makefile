@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ lint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info
+
+bench: install
+	$(BIN)/python benchmarks/callbacks_overhead.py

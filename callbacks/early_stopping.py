@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Optional
 
 import numpy as np
@@ -40,6 +41,9 @@ class ResumableEarlyStopping(StatefulCallback):
         self.best_epoch: Optional[int] = None
         self.stopped_epoch = 0
         self._best_weights: Optional[tf.Module] = None
+        # Which weights count as "best": the model's own by default; the EMA weights when
+        # validation ran on them (set by the factory).
+        self.weights_fn: Optional[Callable[[keras.Model], list]] = None
 
     def build(self, model: keras.Model) -> None:
         """Create the best-weights variables (call after compile, before a restore)."""
@@ -81,7 +85,8 @@ class ResumableEarlyStopping(StatefulCallback):
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch + 1, 0
             if self._best_weights is not None:
-                for var, w in zip(self._best_weights.weights, self.model.get_weights()):
+                current = self.weights_fn(self.model) if self.weights_fn else self.model.get_weights()
+                for var, w in zip(self._best_weights.weights, current):
                     var.assign(w)
             return
         self.wait += 1

@@ -33,6 +33,14 @@ def _check_monitor(name: str, key: str, has_val: bool) -> None:
                           key=key)
 
 
+def _ema_weights_reader(ema):
+    def read(model: keras.Model) -> list:
+        with ema.ema_weights():
+            return model.get_weights()
+
+    return read
+
+
 def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, fingerprint: str, *, steps: int,
                     resume: bool, val_data=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
     """Return the ordered callback list and a name -> callback map for the loop and the summary."""
@@ -42,7 +50,9 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
     if c.ema.enabled:
         from kerasopt.callbacks.ema import WeightEMA
 
-        named["ema"] = WeightEMA.from_config(c.ema, validation_data=val_data)
+        # export="raw" here: the loop calls fit several times (resumed partial epoch, NaN retries)
+        # and EMA weights must go into the model once, at the very end (fit.py does that).
+        named["ema"] = WeightEMA.from_config(c.ema, validation_data=val_data, export="raw")
     if cfg.train.schedule.type == "reduce_on_plateau":
         from kerasopt.callbacks.plateau import ReduceLROnPlateau
 
@@ -58,6 +68,9 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
         named["early_stopping"] = ResumableEarlyStopping(es.monitor, es.mode, es.patience, es.min_delta,
                                                          es.restore_best_weights)
+        if "ema" in named and c.ema.export == "ema":
+            # val_* are the EMA model's metrics, so "best weights" are the EMA weights of that epoch.
+            named["early_stopping"].weights_fn = _ema_weights_reader(named["ema"])
     guard = named.get("nan_guard")
     stopper = GracefulStop()
     if c.checkpoint.enabled:

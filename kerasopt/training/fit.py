@@ -138,12 +138,23 @@ def fit(
         )
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)
+        _final_weights(cfg, named)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
                          initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
                          wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted)
     return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
+
+
+def _final_weights(cfg: ExperimentConfig, named: dict) -> None:
+    """Put the weights the config asks for into the model: EMA (unless early stopping already
+    restored the best EMA weights) or raw."""
+    ema = named.get("ema")
+    es = named.get("early_stopping")
+    restored_best = bool(es is not None and es.stopped_epoch and es.restore_best_weights and es.best_epoch)
+    if ema is not None and cfg.callbacks.ema.export == "ema" and not restored_best:
+        ema.apply_ema_to_model()
 
 
 def _restore(rd: RunDir, train_model, callbacks: list, fingerprint: str) -> tuple[int, int]:
