@@ -72,7 +72,7 @@ def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
     """Everything whose value a resumed run needs, keyed for ``tf.train.Checkpoint``."""
     items: dict[str, Any] = {"model": model, "optimizer": model.optimizer}
     items.update(random_generators(model))
-    accum = model.__dict__.get("_accum")
+    accum = model.__dict__.get("_accum") or None
     if accum:  # gradient accumulation mid-way through a step
         items["accum"] = tf.Module()
         items["accum"].grads = list(accum["grads"])

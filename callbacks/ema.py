@@ -207,7 +207,7 @@ class WeightEMA(StatefulCallback):
         if self.jit_compile and model.distribute_strategy.num_replicas_in_sync == 1:
             _average = tf.function(_average, jit_compile=True)
 
-        def make_update(iterations):
+        def make_update(iterations, compiled=True):
             def update():
                 # Called every batch; it works only when the optimizer stepped since the last update.
                 self._update_traces += 1
@@ -222,6 +222,8 @@ class WeightEMA(StatefulCallback):
 
                 return tf.cond(tf.not_equal(step, last), _step, lambda: tf.constant(-1.0, tf.float64))
 
+            if not compiled:
+                return update
             # A concrete function: calling it skips tf.function's argument/capture matching (half the cost).
             return tf.function(update).get_concrete_function()
 
@@ -301,7 +303,26 @@ class WeightEMA(StatefulCallback):
             self.swap()
         self._build_if_ready()
 
+    def fused_update(self, model: keras.Model):
+        """The update as a plain function of TF ops, to run INSIDE the compiled train step.
+
+        The training model calls it right after the optimizer step, so the average
+        costs a few fused element-wise ops instead of a separate call per batch
+        (measured: +4-6% step time as a callback on the digits CNN on CPU). After
+        this, ``on_train_batch_end`` leaves the updating to the train step. Single
+        replica only (under a strategy the callback path runs).
+
+        Example:
+            >>> train_model.__dict__["_post_step"] = [ema.fused_update(train_model)]  # doctest: +SKIP
+        """
+        if not self.built:
+            self.build(model)
+        self.fused = True
+        return self._fns["make_update"](model.optimizer.iterations, compiled=False)
+
     def on_train_batch_end(self, batch, logs=None):
+        if getattr(self, "fused", False):
+            return
         if not self.built:
             self._build_if_ready()  # the shadows start from the weights after this first step
             return

@@ -12,9 +12,14 @@ from kerasopt._keras import keras, tf
 
 
 class _AccumulatingModel(keras.Model):
-    """A functional model sharing the original's layers, with an accumulating ``train_step``."""
+    """A functional model sharing the original's layers, with an accumulating ``train_step``
+    and optional post-step hooks (the fused EMA update) run inside the compiled step."""
 
     def _accum_setup(self, steps: int) -> None:
+        self.__dict__.setdefault("_post_step", [])
+        if steps <= 1:
+            self.__dict__["_accum"] = None
+            return
         # Stored outside Keras' attribute tracking so the accumulators never show
         # up in model.weights (saved weights stay those of the plain model).
         vars_ = [
@@ -26,6 +31,15 @@ class _AccumulatingModel(keras.Model):
 
     def train_step(self, data):
         state = self.__dict__["_accum"]
+        if state is None:
+            logs = super().train_step(data)
+        else:
+            logs = self._accumulating_step(data, state)
+        for hook in self.__dict__.get("_post_step", []):
+            hook()
+        return logs
+
+    def _accumulating_step(self, data, state):
         steps, accums, counter = state["steps"], state["grads"], state["counter"]
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         opt = self.optimizer
@@ -55,7 +69,7 @@ class _AccumulatingModel(keras.Model):
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
 
-def with_grad_accumulation(model: keras.Model, steps: int) -> keras.Model:
+def with_grad_accumulation(model: keras.Model, steps: int, wrap: bool = False) -> keras.Model:
     """Return ``model`` itself for ``steps == 1``, else a model that accumulates gradients.
 
     The returned model shares every layer and weight with ``model``; save and
@@ -64,11 +78,20 @@ def with_grad_accumulation(model: keras.Model, steps: int) -> keras.Model:
     Example:
         >>> train_model = with_grad_accumulation(model, 4)  # doctest: +SKIP
     """
-    if steps <= 1:
+    if steps <= 1 and not wrap:
         return model
     wrapped = _AccumulatingModel(inputs=model.inputs, outputs=model.outputs, name=model.name)
     wrapped._accum_setup(steps)
     return wrapped
+
+
+def add_post_step(model: keras.Model, hook) -> bool:
+    """Run ``hook()`` inside the compiled train step after each update; False if ``model`` cannot."""
+    hooks = model.__dict__.get("_post_step")
+    if hooks is None:
+        return False
+    hooks.append(hook)
+    return True
 
 
 def prepare_accumulation(model: keras.Model) -> None:

@@ -82,7 +82,7 @@ def fit(
     from kerasopt.distribute.strategy import choose_strategy
     from kerasopt.models import build_model
     from kerasopt.training import compile as comp
-    from kerasopt.training.accumulate import prepare_accumulation, with_grad_accumulation
+    from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
     from kerasopt.training.callbacks_factory import build_callbacks
     from kerasopt.training.loop import TrainingLoop, trim_history_csv
     from kerasopt.training.optimizers import build_optimizer
@@ -113,7 +113,9 @@ def fit(
             one_hot = comp.wants_one_hot(cfg, kind)
             schedule = build_schedule(cfg, max(1, steps // k))
             optimizer = build_optimizer(cfg.train.optimizer, schedule)
-            train_model = with_grad_accumulation(model, k)
+            # The EMA update runs inside the compiled step when there is one replica (fused below).
+            fuse_ema = cfg.callbacks.ema.enabled and choice.replicas == 1
+            train_model = with_grad_accumulation(model, k, wrap=fuse_ema)
             comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
                                comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
             prepare_accumulation(train_model)
@@ -124,6 +126,8 @@ def fit(
         with choice.strategy.scope():
             cbs, named = build_callbacks(cfg, rd, train_model, fingerprint, steps=steps, resume=resume,
                                          val_data=val_ds)
+        if fuse_ema and "ema" in named:
+            add_post_step(train_model, named["ema"].fused_update(train_model))
         start_epoch = start_batch = 0
         if resume:
             start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)

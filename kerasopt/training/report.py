@@ -100,7 +100,14 @@ def print_summary(metrics: dict[str, Any], rd: RunDir, say: Callable[[str], None
     for k, v in metrics["final"].items():
         b = metrics["best"].get(k, {})
         table.add_row(k, f"{v:.4f}", f"{b.get('value', float('nan')):.4f}", str(b.get("epoch", "")))
-    _console.print(table)
+    if say is None or say is console_print:
+        _console.print(table)
+    else:  # a caller-supplied printer (notebooks, tests, quiet runs) gets the table as text
+        import io
+
+        buf = Console(file=io.StringIO(), width=100, highlight=False)
+        buf.print(table)
+        say(buf.file.getvalue().rstrip())
     tput = metrics["throughput"]["examples_per_sec_median"]
     lines = [
         f"run directory: {rd.path}",
