@@ -8,6 +8,7 @@ callback asks :meth:`tripped` and saves nothing from a diverged epoch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Optional
 
 from .base import StatefulCallback
@@ -34,6 +35,8 @@ class NaNGuard(StatefulCallback):
         self.recoveries: list[dict[str, Any]] = []
         self.event: Optional[dict[str, Any]] = None  # the divergence that stopped the current fit
         self._epoch = 0
+        # Under Horovod: max over ranks, so every rank stops at the same batch (no hang in allreduce).
+        self.sync: Optional[Callable[[float], float]] = None
 
     def tripped(self) -> bool:
         return self.event is not None
@@ -45,8 +48,10 @@ class NaNGuard(StatefulCallback):
         self.recoveries = list(state.get("recoveries", []))
 
     def check(self, loss: float, epoch: int, batch: int) -> bool:
-        """Record a divergence if ``loss`` is non-finite or above the bound; True when it is."""
+        """Record a divergence if ``loss`` is non-finite or above the bound (on any rank); True when it is."""
         bad = not math.isfinite(loss) or (self.loss_bound is not None and loss > self.loss_bound)
+        if self.sync is not None:
+            bad = self.sync(1.0 if bad else 0.0) > 0.0
         if bad and self.event is None:
             reason = "non-finite" if not math.isfinite(loss) else f"above loss_bound {self.loss_bound:g}"
             self.event = {"epoch": epoch + 1, "batch": batch + 1, "loss": str(loss), "reason": reason}

@@ -28,6 +28,8 @@ class GracefulStop(keras.callbacks.Callback):
         self.received: Optional[str] = None
         self._saved = False
         self._previous: dict = {}
+        # Under Horovod: max over ranks, so all ranks stop after the same batch.
+        self.sync: Optional[Callable[[float], float]] = None
 
     def __deepcopy__(self, memo):
         return GracefulStop(self.on_stop, self.signals)
@@ -45,6 +47,9 @@ class GracefulStop(keras.callbacks.Callback):
                 self._previous[s] = signal.signal(s, self._handler)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.sync is not None and not self._saved:
+            if self.sync(1.0 if self.received else 0.0) > 0.0 and not self.received:
+                self.received = "SIGTERM"  # another rank was signalled
         if self.received and not self._saved:
             self._saved = True
             if self.on_stop is not None:

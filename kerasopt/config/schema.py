@@ -15,6 +15,7 @@ from kerasopt.config.base import FieldError, Strict
 from kerasopt.config.data_schema import DataConfig
 from kerasopt.config.model_schema import ModelConfig
 from kerasopt.config.train_schema import TrainConfig
+from kerasopt.config.tune_schema import TuneConfig
 
 EXPORT_FORMATS = ("keras", "saved_model")
 
@@ -100,9 +101,11 @@ class CallbacksConfig(Strict):
 
 
 class DistributeConfig(Strict):
-    """``auto`` uses MirroredStrategy when more than one GPU is visible, else none."""
+    """``auto``: Horovod when launched by horovodrun, MirroredStrategy when more than one GPU is
+    visible, otherwise none. ``data.batch_size`` is the global batch, split evenly over replicas."""
 
-    backend: Literal["auto", "none", "mirrored"] = "auto"
+    backend: Literal["auto", "none", "mirrored", "horovod"] = "auto"
+    fp16_compression: bool = Field(False, description="Horovod: send gradients as float16 (halves traffic)")
 
 
 class ExportConfig(Strict):
@@ -140,6 +143,8 @@ class ExperimentConfig(Strict):
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     distribute: DistributeConfig = Field(default_factory=DistributeConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    tune: Optional[TuneConfig] = Field(None, description="search space and algorithm for `kerasopt tune`")
+    report: bool = Field(True, description="write report.html and report.md into the run directory at the end")
 
     @field_validator("name")
     @classmethod

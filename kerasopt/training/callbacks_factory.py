@@ -42,17 +42,29 @@ def _ema_weights_reader(ema):
 
 
 def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, fingerprint: str, *, steps: int,
-                    resume: bool, val_data=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
-    """Return the ordered callback list and a name -> callback map for the loop and the summary."""
+                    resume: bool, val_data=None, dist=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
+    """Return the ordered callback list and a name -> callback map for the loop and the summary.
+
+    Under Horovod (``dist.hvd``): initial variables are broadcast from rank 0, metrics are averaged
+    before any callback reads them, stop decisions are agreed by all ranks, and only rank 0
+    checkpoints, logs and prints.
+    """
     c = cfg.callbacks
     has_val = val_data is not None
-    named: dict[str, Any] = {"lr": LearningRateLogger(), "throughput": Throughput(cfg.data.batch_size)}
+    hvd = getattr(dist, "hvd", None)
+    chief = dist is None or dist.is_chief
+    named: dict[str, Any] = {}
+    if hvd is not None:
+        named["hvd_broadcast"] = hvd.callbacks.BroadcastGlobalVariablesCallback(0)
+    named.update(lr=LearningRateLogger(), throughput=Throughput(cfg.data.batch_size))
     if c.ema.enabled:
         from kerasopt.callbacks.ema import WeightEMA
 
         # export="raw" here: the loop calls fit several times (resumed partial epoch, NaN retries)
         # and EMA weights must go into the model once, at the very end (fit.py does that).
         named["ema"] = WeightEMA.from_config(c.ema, validation_data=val_data, export="raw")
+    if hvd is not None:  # after the callbacks that add keys, before those that read them
+        named["hvd_metric_average"] = hvd.callbacks.MetricAverageCallback()
     if cfg.train.schedule.type == "reduce_on_plateau":
         from kerasopt.callbacks.plateau import ReduceLROnPlateau
 
@@ -63,6 +75,10 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
     if c.nan_guard.enabled:
         g = c.nan_guard
         named["nan_guard"] = NaNGuard(g.max_retries, g.lr_factor, g.loss_bound)
+        if hvd is not None:
+            from kerasopt.distribute.horovod import max_across_workers
+
+            named["nan_guard"].sync = max_across_workers(hvd)
     if c.early_stopping.enabled:
         es = c.early_stopping
         _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
@@ -73,7 +89,11 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
             named["early_stopping"].weights_fn = _ema_weights_reader(named["ema"])
     guard = named.get("nan_guard")
     stopper = GracefulStop()
-    if c.checkpoint.enabled:
+    if hvd is not None:
+        from kerasopt.distribute.horovod import max_across_workers
+
+        stopper.sync = max_across_workers(hvd)
+    if c.checkpoint.enabled and chief:
         ck = c.checkpoint
         _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
         named["checkpoint"] = AtomicCheckpoint(
@@ -83,13 +103,14 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         )
         stopper.on_stop = named["checkpoint"].save_partial
     named["graceful"] = stopper
-    named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
-    if c.tensorboard.enabled:
+    if chief:
+        named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
+    if c.tensorboard.enabled and chief:
         tb = c.tensorboard
         named["tensorboard"] = keras.callbacks.TensorBoard(
             log_dir=str(rd.tensorboard), histogram_freq=tb.histogram_freq, write_graph=tb.write_graph,
             update_freq=tb.update_freq, profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0)
-    named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose)
+    named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose if chief else 0)
     cbs = list(named.values())
     stateful = [cb for cb in cbs if isinstance(cb, StatefulCallback)]
     if "checkpoint" in named:

@@ -69,13 +69,16 @@ def fit(
         >>> result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 2})  # doctest: +SKIP
         >>> result.metrics["final"]["val_accuracy"]  # doctest: +SKIP
     """
+    from kerasopt.distribute.horovod import env_rank
     from kerasopt.training.report import console_print
 
-    say = print_fn or console_print
+    chief = env_rank() == 0  # only rank 0 checks, writes and prints (known before Horovod starts)
+    say = (print_fn or console_print) if chief else (lambda msg: None)
     t_start = time.perf_counter()
     cfg = load_config(config, overrides)
     rd = resolve_run_dir(cfg, run_dir)
-    check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
+    if chief:
+        check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
 
     from kerasopt._keras import keras, tf
     from kerasopt.data.pipeline import build_datasets
@@ -100,10 +103,15 @@ def fit(
     choice = choose_strategy(cfg)
     say(f"device: {decision.device}; precision: {decision.policy} ({decision.reason}); "
         f"XLA: {'on' if decision.jit_compile else 'off'}; strategy: {choice.name} ({choice.reason})")
+    if choice.replicas > 1:
+        say(f"batch: {cfg.data.batch_size} global = {cfg.data.batch_size // choice.replicas} per replica "
+            f"x {choice.replicas} replicas")
 
-    bundle = build_datasets(cfg)
+    hvd = choice.hvd
+    bundle = build_datasets(cfg, shard=(choice.rank, choice.replicas) if hvd and choice.replicas > 1 else None)
     spec = bundle.spec
-    k = cfg.train.grad_accum_steps
+    # Under Horovod, DistributedOptimizer accumulates (backward_passes_per_step) and allreduces once.
+    k = 1 if hvd else cfg.train.grad_accum_steps
     steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
     apply_policy(decision.policy)
     try:
@@ -111,8 +119,12 @@ def fit(
             model = build_model(cfg, spec)
             kind = comp.head_kind(model, spec)
             one_hot = comp.wants_one_hot(cfg, kind)
-            schedule = build_schedule(cfg, max(1, steps // k))
+            schedule = build_schedule(cfg, max(1, steps // cfg.train.grad_accum_steps), world_size=choice.replicas)
             optimizer = build_optimizer(cfg.train.optimizer, schedule)
+            if hvd:
+                from kerasopt.distribute.horovod import distributed_optimizer
+
+                optimizer = distributed_optimizer(hvd, optimizer, cfg)
             # The EMA update runs inside the compiled step when there is one replica (fused below).
             fuse_ema = cfg.callbacks.ema.enabled and choice.replicas == 1
             train_model = with_grad_accumulation(model, k, wrap=fuse_ema)
@@ -125,20 +137,27 @@ def fit(
         fingerprint = model_fingerprint(cfg)
         with choice.strategy.scope():
             cbs, named = build_callbacks(cfg, rd, train_model, fingerprint, steps=steps, resume=resume,
-                                         val_data=val_ds)
+                                         val_data=val_ds, dist=choice)
         if fuse_ema and "ema" in named:
             add_post_step(train_model, named["ema"].fused_update(train_model))
         start_epoch = start_batch = 0
         if resume:
             start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
+            if hvd:  # every rank continues from rank 0's position
+                from kerasopt.distribute.horovod import broadcast
+
+                start_epoch, start_batch = broadcast(hvd, (start_epoch, start_batch))
             at = f"epoch {start_epoch + 1}" + (f", batch {start_batch + 1}" if start_batch else "")
             say(f"resuming {rd.path} at {at}")
-            trim_history_csv(rd.history, start_epoch)
-        create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
+            if chief:
+                trim_history_csv(rd.history, start_epoch)
+        if chief:
+            create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
         loop = TrainingLoop(
             train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
             stream=lambda e: _prepare_labels(bundle.train_from_epoch(e), kind, one_hot, spec.num_classes),
-            val_data=val_ds, class_weight=cw, history_csv=rd.history, checkpoints=rd.checkpoints, say=say,
+            val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
+            checkpoints=rd.checkpoints, say=say,
         )
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)
@@ -147,7 +166,8 @@ def fit(
         keras.mixed_precision.set_global_policy("float32")
     metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
                          initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
-                         wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted)
+                         wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted,
+                         write=chief)
     return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
 
 

@@ -42,7 +42,8 @@ class TrainingLoop:
     """Runs fit segments until the configured epochs are done, early stopping ends, or a signal arrives."""
 
     def __init__(self, model: keras.Model, callbacks: list, named: dict[str, Any], *, epochs: int,
-                 steps_per_epoch: int, stream: Callable[[int], Any], val_data, class_weight, history_csv: Path,
+                 steps_per_epoch: int, stream: Callable[[int], Any], val_data, class_weight,
+                 history_csv: Optional[Path],
                  checkpoints: Path, say: Callable[[str], None]) -> None:
         self.model = model
         self.callbacks = callbacks
@@ -123,7 +124,8 @@ class TrainingLoop:
                  f"retry {len(guard.recoveries)}/{guard.max_retries}")
         for e in [e for e in self.epoch_logs if e >= int(meta["epoch"])]:
             del self.epoch_logs[e]
-        trim_history_csv(self.history_csv, int(meta["epoch"]))
+        if self.history_csv is not None:  # the chief's file
+            trim_history_csv(self.history_csv, int(meta["epoch"]))
         return int(meta["epoch"]), int(meta.get("batch", 0))
 
     def history(self) -> dict[str, list[float]]:

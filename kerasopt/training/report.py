@@ -41,11 +41,13 @@ def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, 
 
 def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, bundle, *, initial_epoch: int,
                fit_seconds: float, wall_seconds: float, say: Callable[[str], None],
-               interrupted: str | None = None) -> dict[str, Any]:
+               interrupted: str | None = None, write: bool = True) -> dict[str, Any]:
+    """Summarize the run; with ``write`` (the chief) export the model and write ``metrics.json``."""
     from kerasopt.export import export_model
 
     # A preempted job has seconds to live: save (done) and leave; exports come with the resumed run.
-    exports = {} if interrupted else export_model(model, rd.model_dir, list(cfg.export.formats), name=cfg.name)
+    exports = {} if interrupted or not write else export_model(model, rd.model_dir, list(cfg.export.formats),
+                                                               name=cfg.name)
     tput = history.get("examples_per_sec", [])
     epochs_run = len(next(iter(history.values()), []))
     metrics: dict[str, Any] = {
@@ -62,7 +64,7 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
             "epoch_seconds": [round(t, 3) for t in named["throughput"].epoch_times],
         },
         "precision": decision.as_dict(),
-        "strategy": {"name": choice.name, "replicas": choice.replicas, "reason": choice.reason},
+        "strategy": choice.as_dict(),
         "parameters": int(model.count_params()),
         "data": {"input_shape": list(spec.input_shape), "task": spec.task, "num_classes": spec.num_classes,
                  "num_train": spec.num_train, "num_val": spec.num_val, "steps_per_epoch": bundle.steps_per_epoch},
@@ -82,6 +84,8 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
         metrics["ema"] = {"exported_weights": cfg.callbacks.ema.export}
     if interrupted:
         metrics["interrupted_by"] = interrupted
+    if not write:
+        return metrics
     write_json(rd.metrics, metrics)
     print_summary(metrics, rd, say)
     if interrupted:
