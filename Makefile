@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install demo test test-all lint clean bench
+.PHONY: install demo test test-all lint clean bench horovod
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,17 @@ install: $(STAMP)
 demo: install
 	$(BIN)/kerasopt fit configs/digits_cnn.yaml --overwrite
 
+# Horovod 0.28.1 patched to build against TF 2.21 (Gloo, CPU); the wheel is cached in .cache/horovod.
+# GPU clusters: HOROVOD_GPU_OPERATIONS=NCCL make horovod
+horovod: install
+	bash scripts/build_horovod.sh $(BIN)/python
+
 # Plain `pytest`, never `python -m pytest`: the latter puts the repo root on
 # sys.path and makes the top-level callbacks/ folder importable a second time.
-test: install
+test: install horovod
 	$(BIN)/pytest -q -m "not slow"
 
-test-all: install
+test-all: install horovod
 	$(BIN)/pytest -q
 
 lint: install

@@ -125,6 +125,14 @@ def restore_checkpoint(ckpt_dir: Path, model: keras.Model, callbacks: list = ())
     return meta
 
 
+def _is_number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return getattr(v, "ndim", 0) == 0
+
+
 def _finite(logs: dict) -> bool:
     loss = logs.get("loss")
     return loss is None or math.isfinite(float(loss))
@@ -180,7 +188,7 @@ class AtomicCheckpoint(StatefulCallback):
             "epoch": epoch, "batch": batch, "step": int(self.model.optimizer.iterations.numpy()),
             "monitor": self.monitor, "value": value, "best_value": self.best_value,
             "fingerprint": self.fingerprint, "callbacks": states,
-            "logs": {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))},
+            "logs": {k: float(v) for k, v in logs.items() if _is_number(v)},
             "config": self.config,
         }
 

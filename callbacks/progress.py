@@ -12,6 +12,15 @@ from .._keras import keras
 _ORDER = ("loss", "accuracy", "mae")
 
 
+def _is_scalar(v) -> bool:
+    """Python, NumPy or 0-d tensor numbers (Horovod's metric averaging leaves NumPy values)."""
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return getattr(v, "ndim", 0) == 0
+
+
 def format_logs(logs: dict, skip: tuple[str, ...] = ()) -> str:
     """``loss 0.1234  accuracy 0.9800  val_loss ...`` with the training keys first.
 
@@ -30,11 +39,11 @@ def format_logs(logs: dict, skip: tuple[str, ...] = ()) -> str:
             continue
         v = logs[k]
         if k == "lr":
-            parts.append(f"lr {v:.3g}")
+            parts.append(f"lr {float(v):.3g}")
         elif k == "examples_per_sec":
-            parts.append(f"{v:,.0f} ex/s")
-        elif isinstance(v, (int, float)):
-            parts.append(f"{k} {v:.4f}")
+            parts.append(f"{float(v):,.0f} ex/s")
+        elif _is_scalar(v):
+            parts.append(f"{k} {float(v):.4f}")
     return "  ".join(parts)
 
 

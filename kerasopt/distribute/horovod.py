@@ -75,17 +75,21 @@ def init_horovod() -> ModuleType:
 
 def max_across_workers(hvd: ModuleType):
     """A function ``float -> float`` giving the maximum over all ranks (keeps stop decisions in step)."""
+    import horovod.tensorflow as htf
+
     from kerasopt._keras import tf
 
     def reduce(value: float) -> float:
-        return float(hvd.allreduce(tf.constant(value, tf.float64), op=hvd.Max, name="kerasopt_sync").numpy())
+        return float(htf.allreduce(tf.constant(value, tf.float64), op=htf.Max, name="kerasopt_sync").numpy())
 
     return reduce
 
 
 def broadcast(hvd: ModuleType, obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (resume position, for instance)."""
-    return hvd.broadcast_object(obj, root_rank=0)
+    import horovod.tensorflow as htf
+
+    return htf.broadcast_object(obj, root_rank=0)
 
 
 def distributed_optimizer(hvd: ModuleType, optimizer, cfg) -> Any:
@@ -94,3 +98,29 @@ def distributed_optimizer(hvd: ModuleType, optimizer, cfg) -> Any:
     return hvd.DistributedOptimizer(optimizer, compression=compression,
                                     backward_passes_per_step=cfg.train.grad_accum_steps,
                                     average_aggregated_gradients=True)
+
+
+def average_non_trainable_callback(hvd: ModuleType):
+    """Average float non-trainable weights (BatchNorm moving statistics) over ranks before each
+    validation and at the end, so every rank validates and exports the same model.
+
+    Horovod averages gradients, so trainable weights agree; BatchNorm statistics are updated
+    from each rank's own shard and drift apart without this.
+    """
+    import horovod.tensorflow as htf
+
+    from kerasopt._keras import keras, tf
+
+    class AverageNonTrainable(keras.callbacks.Callback):
+        def _average(self):
+            for i, v in enumerate(self.model.non_trainable_weights):
+                if v.dtype.is_floating:
+                    v.assign(htf.allreduce(tf.convert_to_tensor(v), op=htf.Average, name=f"kerasopt_nt_{i}"))
+
+        def on_test_begin(self, logs=None):
+            self._average()
+
+        def on_train_end(self, logs=None):
+            self._average()
+
+    return AverageNonTrainable()

@@ -55,7 +55,10 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
     chief = dist is None or dist.is_chief
     named: dict[str, Any] = {}
     if hvd is not None:
+        from kerasopt.distribute.horovod import average_non_trainable_callback
+
         named["hvd_broadcast"] = hvd.callbacks.BroadcastGlobalVariablesCallback(0)
+        named["hvd_average_stats"] = average_non_trainable_callback(hvd)
     named.update(lr=LearningRateLogger(), throughput=Throughput(cfg.data.batch_size))
     if c.ema.enabled:
         from kerasopt.callbacks.ema import WeightEMA
