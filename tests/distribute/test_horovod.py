@@ -145,3 +145,24 @@ def test_backend_horovod_outside_horovodrun_says_what_to_run(cfg_path, tmp_path)
                           "--set", "distribute.backend=horovod"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "horovodrun -np 2" in out.stderr and not (tmp_path / "x").exists()
+
+
+def test_a_failing_rank_names_itself_and_the_job_stops(cfg_path, tmp_path):
+    """Rank 1 gets a bad config (exit 2 with its rank); rank 0, waiting in Horovod, is stopped, not left hanging."""
+    script = tmp_path / "fail.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        from kerasopt.cli import main
+        args = ["fit", r"{cfg_path}", "--run-dir", r"{tmp_path / 'run'}"]
+        if os.environ.get("HOROVOD_RANK") == "1":
+            args += ["--set", "train.epochs=-1"]
+        sys.argv = ["kerasopt", *args]
+        main()
+    """))
+    t0 = time.time()
+    out = _hvdrun(sys.executable, str(script), timeout=300)
+    assert out.returncode != 0
+    assert time.time() - t0 < 240
+    text = out.stdout + out.stderr
+    assert "[rank 1] error: train.epochs" in text
+    assert "Terminating remaining workers" in text
