@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install demo test test-all lint clean bench horovod
+.PHONY: install demo test test-all lint clean bench horovod notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,16 @@ test: install horovod
 test-all: install horovod
 	$(BIN)/pytest -q
 
+notebooks: install
+	$(BIN)/pytest -q tests/notebooks
+
 lint: install
 	$(BIN)/ruff check kerasopt callbacks tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info
 
-bench: install
+bench: install horovod
 	$(BIN)/python benchmarks/callbacks_overhead.py
+	$(BIN)/python benchmarks/tune_overhead.py
+	$(BIN)/python benchmarks/horovod_scaling.py

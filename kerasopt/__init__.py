@@ -24,7 +24,7 @@ def fit(*args, **kwargs):
 
 
 def evaluate(*args, **kwargs):
-    """Evaluate a run or model; see :func:`kerasopt.evaluate.evaluate`."""
-    from kerasopt.evaluate import evaluate as _evaluate
+    """Evaluate a run or model; see :func:`kerasopt.evaluation.evaluate`."""
+    from kerasopt.evaluation import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

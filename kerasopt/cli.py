@@ -92,6 +92,10 @@ def validate(config, overrides):
     from kerasopt.config import load_config
 
     cfg = load_config(config, overrides)
+    if cfg.tune is not None:
+        from kerasopt.tune.space import check_space
+
+        check_space(cfg)
     d, m, t = cfg.data, cfg.model, cfg.train
     click.echo(f"{config}: valid. name={cfg.name} data={d.source}:{d.name or d.path} model={m.type} "
                f"epochs={t.epochs} batch={d.batch_size} optimizer={t.optimizer.type}@{t.optimizer.learning_rate:g} "
@@ -106,7 +110,7 @@ def validate(config, overrides):
 @_guard
 def evaluate(target, config, overrides, as_json):
     """Report metrics of TARGET (a run directory or a .keras file) on the validation split."""
-    from kerasopt.evaluate import evaluate as run_eval
+    from kerasopt.evaluation import evaluate as run_eval
 
     metrics = run_eval(target, config, overrides)
     if as_json:
@@ -137,6 +141,16 @@ def schema(output):
     else:
         click.echo(text)
 
+
+from kerasopt.cli_report import compare as _compare  # noqa: E402
+from kerasopt.cli_report import report as _report  # noqa: E402
+
+main.add_command(_report)
+main.add_command(_compare)
+
+from kerasopt.cli_tune import tune as _tune  # noqa: E402
+
+main.add_command(_tune)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -143,6 +143,8 @@ def fit(
         start_epoch = start_batch = 0
         if resume:
             start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
+            if start_batch >= steps:  # stopped after an epoch's last batch: that epoch is complete
+                start_epoch, start_batch = start_epoch + 1, 0
             if hvd:  # every rank continues from rank 0's position
                 from kerasopt.distribute.horovod import broadcast
 
@@ -168,6 +170,14 @@ def fit(
                          initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
                          wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted,
                          write=chief)
+    if chief and cfg.report and not loop.interrupted:
+        from kerasopt.reporting import write_report
+
+        try:
+            paths = write_report(rd.path, model=model, bundle=None if hvd else bundle)
+            say(f"report: {paths['html']}")
+        except Exception as e:  # noqa: BLE001 - a report must never cost a finished run
+            say(f"report not written: {type(e).__name__}: {e}")
     return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
 
 

@@ -80,6 +80,8 @@ class TrainingLoop:
 
     def run(self, start_epoch: int = 0, start_batch: int = 0) -> dict[str, list[float]]:
         epoch, batch = start_epoch, start_batch
+        if batch >= self.steps:  # stopped after the epoch's last batch: the epoch is done
+            epoch, batch = epoch + 1, 0
         guard = self.named.get("nan_guard")
         stopper = self.named.get("graceful")
         es = self.named.get("early_stopping")

@@ -1,10 +1,10 @@
 """The EMA update fused into the compiled train step gives the same averages as the callback path."""
 
 import numpy as np
+from kerasopt.callbacks.ema import WeightEMA
 from sklearn.datasets import load_wine
 
 from kerasopt._keras import keras
-from kerasopt.callbacks.ema import WeightEMA
 from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
 
 

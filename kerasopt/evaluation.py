@@ -1,4 +1,5 @@
-"""``kerasopt evaluate``: metrics of a trained model on the validation split."""
+"""``kerasopt evaluate``: metrics of a trained model on the validation split (module `evaluation` so that
+``kerasopt.evaluate`` stays the function)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,57 @@
+"""``kerasopt tune CONFIG``: the hyperparameter search verb.
+
+Importing this module imports no TensorFlow; the search (and Keras Tuner) is
+imported when the command runs. ``kerasopt.cli`` registers the command.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+
+def _guarded(fn):
+    """``kerasopt.cli._guard`` looked up when the command runs (cli imports this module at its end)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from kerasopt.cli import _guard
+
+        return _guard(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set tune.max_trials=20 (repeatable).")
+@click.option("--tune-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<name>/tune/.")
+@click.option("--max-trials", type=click.IntRange(min=1), help="Same as --set tune.max_trials=N.")
+@click.option("--isolate/--no-isolate", default=None,
+              help="Run each trial in its own process (default: tune.isolate, true).")
+@click.option("--overwrite", is_flag=True, help="Delete the tune directory and start the search over.")
+@_guarded
+def tune(config, overrides, tune_dir, max_trials, isolate, overwrite):
+    """Search the hyperparameters in CONFIG's tune: section.
+
+    Each trial is a full training run in runs/<name>/tune/trials/; the results are
+    trials.csv, best.yaml (train it with `kerasopt fit best.yaml`), tune.png and
+    summary.json. Running the command again continues the same search.
+    """
+    from kerasopt.tune.search import tune as run_tune
+
+    extra = list(overrides)
+    if max_trials is not None:
+        extra.append(f"tune.max_trials={max_trials}")
+    if isolate is not None:
+        extra.append(f"tune.isolate={'true' if isolate else 'false'}")
+    result = run_tune(config, extra, tune_dir=str(tune_dir) if tune_dir else None, overwrite=overwrite)
+    if result.stopped:
+        from kerasopt.cli import EXIT_ERROR, _err
+
+        _err(f"search stopped: {result.stopped}")
+        sys.exit(EXIT_ERROR)
