@@ -42,3 +42,12 @@ class StatefulCallback(keras.callbacks.Callback):
     def trackables(self) -> dict[str, Any]:
         """Name -> trackable (``tf.Variable``, ``tf.Module``) saved in the TF checkpoint."""
         return {}
+
+
+def is_scalar(v: Any) -> bool:
+    """Python, NumPy or 0-d tensor numbers (Horovod's metric averaging leaves NumPy values in logs)."""
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return getattr(v, "ndim", 0) == 0

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from .._keras import keras, tf
 from ..errors import ConfigError
-from .base import StatefulCallback
+from .base import StatefulCallback, is_scalar
 
 PREFIX = "ckpt"
 
@@ -125,14 +125,6 @@ def restore_checkpoint(ckpt_dir: Path, model: keras.Model, callbacks: list = ())
     return meta
 
 
-def _is_number(v) -> bool:
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return getattr(v, "ndim", 0) == 0
-
-
 def _finite(logs: dict) -> bool:
     loss = logs.get("loss")
     return loss is None or math.isfinite(float(loss))
@@ -188,7 +180,7 @@ class AtomicCheckpoint(StatefulCallback):
             "epoch": epoch, "batch": batch, "step": int(self.model.optimizer.iterations.numpy()),
             "monitor": self.monitor, "value": value, "best_value": self.best_value,
             "fingerprint": self.fingerprint, "callbacks": states,
-            "logs": {k: float(v) for k, v in logs.items() if _is_number(v)},
+            "logs": {k: float(v) for k, v in logs.items() if is_scalar(v)},
             "config": self.config,
         }
 

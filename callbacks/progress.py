@@ -8,17 +8,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .._keras import keras
+from .base import is_scalar
 
 _ORDER = ("loss", "accuracy", "mae")
-
-
-def _is_scalar(v) -> bool:
-    """Python, NumPy or 0-d tensor numbers (Horovod's metric averaging leaves NumPy values)."""
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return getattr(v, "ndim", 0) == 0
 
 
 def format_logs(logs: dict, skip: tuple[str, ...] = ()) -> str:
@@ -42,7 +34,7 @@ def format_logs(logs: dict, skip: tuple[str, ...] = ()) -> str:
             parts.append(f"lr {float(v):.3g}")
         elif k == "examples_per_sec":
             parts.append(f"{float(v):,.0f} ex/s")
-        elif _is_scalar(v):
+        elif is_scalar(v):
             parts.append(f"{k} {float(v):.4f}")
     return "  ".join(parts)
 

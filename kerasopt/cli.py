@@ -7,50 +7,13 @@ else. TensorFlow is imported only by the verbs that train or evaluate, so
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
 
 from kerasopt import __version__
-from kerasopt.errors import ConfigError
-
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _err(msg: str) -> None:
-    rank = os.environ.get("HOROVOD_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")
-    prefix = f"[rank {rank}] " if rank is not None else ""
-    click.secho(f"{prefix}error: {msg}", fg="red", err=True)
-
-
-def _guard(fn):
-    """Run a verb; ConfigError -> exit 2 with one line, anything else -> exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as e:
-            _err(str(e))
-            sys.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(130)
-        except click.exceptions.ClickException:
-            raise
-        except Exception as e:  # noqa: BLE001 - the last line of defence
-            if os.environ.get("KERASOPT_DEBUG"):
-                raise
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            _err(f"{type(e).__name__}: {first} (set KERASOPT_DEBUG=1 for the traceback)")
-            sys.exit(EXIT_ERROR)
-
-    return wrapper
-
+from kerasopt.cli_common import _guard
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                            help="Override a config key, e.g. --set train.epochs=3 (repeatable).")

@@ -7,22 +7,11 @@ evaluation.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
-
-def _guard(fn):
-    """``kerasopt.cli._guard`` (ConfigError -> exit 2), looked up at call time: ``cli`` imports this module."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from kerasopt.cli import _guard as guard
-
-        return guard(fn)(*args, **kwargs)
-
-    return wrapper
+from kerasopt.cli_common import _guard
 
 
 @click.command()

@@ -6,23 +6,12 @@ imported when the command runs. ``kerasopt.cli`` registers the command.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import click
 
-
-def _guarded(fn):
-    """``kerasopt.cli._guard`` looked up when the command runs (cli imports this module at its end)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from kerasopt.cli import _guard
-
-        return _guard(fn)(*args, **kwargs)
-
-    return wrapper
+from kerasopt.cli_common import _guard
 
 
 @click.command()
@@ -34,7 +23,7 @@ def _guarded(fn):
 @click.option("--isolate/--no-isolate", default=None,
               help="Run each trial in its own process (default: tune.isolate, true).")
 @click.option("--overwrite", is_flag=True, help="Delete the tune directory and start the search over.")
-@_guarded
+@_guard
 def tune(config, overrides, tune_dir, max_trials, isolate, overwrite):
     """Search the hyperparameters in CONFIG's tune: section.
 
