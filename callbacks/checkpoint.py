@@ -88,14 +88,19 @@ def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
     return items
 
 
-def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict) -> Path:
-    """Write ``folder/which`` atomically and return its path."""
+def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
+                    ckpt: Optional[tf.train.Checkpoint] = None) -> Path:
+    """Write ``folder/which`` atomically and return its path.
+
+    Pass the same ``ckpt`` (a ``tf.train.Checkpoint`` of ``items``) on every call
+    to reuse its traced save function: a new object per save re-traces it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{which}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    tf.train.Checkpoint(**items).write(str(tmp / PREFIX))
+    (ckpt if ckpt is not None else tf.train.Checkpoint(**items)).write(str(tmp / PREFIX))
     with open(tmp / "meta.json", "w") as f:
         json.dump(meta, f, indent=2)
         f.flush()
@@ -187,7 +192,10 @@ class AtomicCheckpoint(StatefulCallback):
     def save(self, which: str, epoch: int, batch: int, logs: Optional[dict] = None,
              value: Optional[float] = None) -> Path:
         items = training_trackables(self.model, self.callbacks)
-        return save_checkpoint(self.folder, which, items, self._meta(epoch, batch, logs or {}, value))
+        key = tuple((name, id(obj)) for name, obj in items.items())
+        if getattr(self, "_ckpt_key", None) != key:  # the same objects: reuse the Checkpoint
+            self._ckpt_key, self._ckpt = key, tf.train.Checkpoint(**items)
+        return save_checkpoint(self.folder, which, items, self._meta(epoch, batch, logs or {}, value), self._ckpt)
 
     def on_train_begin(self, logs=None):
         if find_checkpoint(self.folder) is None:  # the starting point NaN recovery can fall back to
