@@ -41,7 +41,8 @@ ALLREDUCE = textwrap.dedent("""
 def fit(cmd: list[str], run_dir: Path, epochs: int) -> dict:
     args = [*cmd, "fit", str(ROOT / "configs" / "digits_cnn.yaml"), "--run-dir", str(run_dir), "--overwrite",
             "--set", f"train.epochs={epochs}", "--set", "train.verbose=0", "--set", "export.formats=[keras]",
-            "--set", "callbacks.tensorboard.enabled=false", "--set", "report=false"]
+            "--set", "callbacks.tensorboard.enabled=false", "--set", "report=false",
+            "--set", "train.jit_compile=false"]  # Horovod runs without XLA here: compare like with like
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     if out.returncode:
         raise SystemExit(out.stdout[-2000:] + out.stderr[-2000:])

@@ -101,6 +101,14 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
     choice = choose_strategy(cfg)
+    if choice.hvd is not None and decision.jit_compile:
+        # Horovod's allreduce has no XLA kernel in our TF 2.21 build (xla_mpi_ops.cc is patched out).
+        if cfg.train.jit_compile is True:
+            raise ConfigError("XLA cannot compile Horovod's allreduce in this build; set train.jit_compile: "
+                              "auto or false under Horovod. Received: jit_compile=True", key="train.jit_compile")
+        import dataclasses
+
+        decision = dataclasses.replace(decision, jit_compile=False)
     say(f"device: {decision.device}; precision: {decision.policy} ({decision.reason}); "
         f"XLA: {'on' if decision.jit_compile else 'off'}; strategy: {choice.name} ({choice.reason})")
     if choice.replicas > 1:
