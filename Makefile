@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install demo test test-all lint clean bench horovod notebooks
+.PHONY: install demo test test-all lint clean bench horovod notebooks reliability reliability-long
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: install horovod
 test-all: install horovod
 	$(BIN)/pytest -q
 
+# The fault matrix (docs/RELIABILITY.md); the table of faults tried is printed at the end.
+reliability: install horovod
+	$(BIN)/pytest -q -m "not slow" tests/reliability
+
+# Also the long SIGKILL loop: 25 kills (KERASOPT_KILL_LOOP_LONG=N for another count), about 10 minutes.
+reliability-long: install horovod
+	$(BIN)/pytest -q tests/reliability
+
 notebooks: install
 	$(BIN)/pytest -q tests/notebooks
 
@@ -48,3 +56,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/callbacks_overhead.py
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/horovod_scaling.py
+	$(BIN)/python benchmarks/vs_keras.py

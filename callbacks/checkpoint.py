@@ -11,6 +11,10 @@ half-written ``last`` and ``last`` is never ambiguous.
 
 Folders: ``last`` (every epoch, and every ``every_n_steps``), ``best`` (by
 ``monitor``), and ``epoch-NNNN`` for the top-k.
+
+A write that fails (disk full, file-size limit, read-only file system) removes
+its temporary folder, leaves the previous checkpoint as it was and raises
+:class:`CheckpointWriteError`, one line that names both folders.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +33,56 @@ from ..errors import ConfigError
 from .base import StatefulCallback, is_scalar
 
 PREFIX = "ckpt"
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the previous one is intact (the message says where)."""
+
+
+def _reason(e: BaseException) -> str:
+    """The OS's words for a failed write: 'No space left on device', 'File too large', ..."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        return str(e.args[0][0][-1])  # copytree collects (src, dst, why) per file
+    text = str(getattr(e, "message", e)).strip()
+    text = text.splitlines()[-1].split(" [Op:")[0] if text else ""
+    return text.rsplit("; ", 1)[-1].strip() or type(e).__name__
+
+
+def _write_failed(e: BaseException, folder: Path, which: str) -> CheckpointWriteError:
+    prev = find_checkpoint(folder, which)
+    if prev is None:
+        kept = f"there was no earlier '{which}' checkpoint"
+    else:
+        try:
+            meta = read_meta(prev)
+            kept = f"the previous checkpoint {prev} (epoch {meta.get('epoch')}, step {meta.get('step')}) is intact"
+        except (OSError, ValueError):
+            kept = f"the previous checkpoint {prev} is intact"
+    return CheckpointWriteError(f"could not write checkpoint {folder / which}: {_reason(e)}; {kept}. "
+                                "Free space (or lift the limit), then continue with --resume")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete ``.tmp-*`` folders left by a killed writer on this host (its pid is gone). Returns them."""
+    removed = []
+    for tmp in sorted(folder.glob(".tmp-*")) if folder.is_dir() else ():
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -97,14 +152,18 @@ def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
     """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{which}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    (ckpt if ckpt is not None else tf.train.Checkpoint(**items)).write(str(tmp / PREFIX))
-    with open(tmp / "meta.json", "w") as f:
-        json.dump(meta, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        (ckpt if ckpt is not None else tf.train.Checkpoint(**items)).write(str(tmp / PREFIX))
+        with open(tmp / "meta.json", "w") as f:
+            json.dump(meta, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, tf.errors.OpError) as e:  # disk full, EFBIG, EROFS: keep the old one and say so
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back
+        raise _write_failed(e, folder, which) from e
     final = folder / which
     _swap_in(tmp, final)
     return final
@@ -140,6 +199,11 @@ class AtomicCheckpoint(StatefulCallback):
 
     An epoch whose loss is not finite is never saved: nothing good is overwritten.
 
+    ``scratch=True`` is for a non-chief worker under MultiWorkerMirroredStrategy: saving reads
+    sync-on-read variables with an all-reduce, so every worker must save, but only the chief
+    may write the run directory; a scratch save goes to a temporary folder removed at once.
+    ``agree`` (all workers) turns this worker's "no checkpoint yet" into the chief's answer.
+
     Example:
         >>> AtomicCheckpoint("runs/x/checkpoints", monitor="val_accuracy", mode="max")  # doctest: +SKIP
     """
@@ -147,7 +211,7 @@ class AtomicCheckpoint(StatefulCallback):
     def __init__(self, folder: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
                  save_top_k: int = 1, every_n_steps: Optional[int] = None, fingerprint: str = "",
                  config: Optional[dict] = None, callbacks: Optional[list] = None,
-                 skip_save: Optional[Callable[[], bool]] = None) -> None:
+                 skip_save: Optional[Callable[[], bool]] = None, scratch: bool = False) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
@@ -164,6 +228,8 @@ class AtomicCheckpoint(StatefulCallback):
         self.config = config or {}
         self.callbacks = callbacks if callbacks is not None else []  # whose state goes into each checkpoint
         self.skip_save = skip_save or (lambda: False)
+        self.scratch = scratch
+        self.agree: Optional[Callable[[bool], bool]] = None
         self.best_value: Optional[float] = None
         self.top_k: list[tuple[float, int]] = []  # (value, epoch)
         self._epoch = 0
@@ -195,23 +261,46 @@ class AtomicCheckpoint(StatefulCallback):
         key = tuple((name, id(obj)) for name, obj in items.items())
         if getattr(self, "_ckpt_key", None) != key:  # the same objects: reuse the Checkpoint
             self._ckpt_key, self._ckpt = key, tf.train.Checkpoint(**items)
-        return save_checkpoint(self.folder, which, items, self._meta(epoch, batch, logs or {}, value), self._ckpt)
+        meta = self._meta(epoch, batch, logs or {}, value)
+        if not self.scratch:
+            return save_checkpoint(self.folder, which, items, meta, self._ckpt)
+        tmp = Path(tempfile.mkdtemp(prefix="kerasopt-worker-ckpt-"))
+        try:
+            save_checkpoint(tmp, which, items, meta, self._ckpt)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.folder / which
 
     def on_train_begin(self, logs=None):
-        if find_checkpoint(self.folder) is None:  # the starting point NaN recovery can fall back to
+        if not self.scratch:  # a SIGKILL during a write leaves its .tmp-* folder behind
+            remove_stale_temporaries(self.folder)
+        missing = find_checkpoint(self.folder) is None
+        if self.agree is not None:
+            missing = self.agree(missing)
+        if missing:  # the starting point NaN recovery can fall back to
             self.save("last", epoch=self._epoch, batch=0)
 
     def on_epoch_begin(self, epoch, logs=None):
+        # A resumed partial epoch starts counting at the batches already done (set_position);
+        # counting from 0 there made the next mid-epoch save skip too few batches on resume.
+        start = getattr(self, "_start_at", None)
+        self._start_at = None
         self._epoch = epoch
-        self._batches_done = 0
+        self._batches_done = start[1] if start is not None and start[0] == epoch else 0
 
     def set_position(self, epoch: int, batches_done: int) -> None:
         """Where a resumed, partial epoch starts (the loop calls this before fitting)."""
         self._epoch, self._batches_done = epoch, batches_done
+        self._start_at = (epoch, batches_done)
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches_done += 1
         n = self.every_n_steps
+        # The epoch's last batch is saved by on_epoch_end, after validation and the history row: a
+        # step save here, then a kill before the epoch ends, would resume past an epoch never logged.
+        steps = (getattr(self, "params", None) or {}).get("steps")
+        if steps and batch + 1 >= steps:
+            return
         if n and not self.skip_save() and _finite(logs or {}):
             step = int(self.model.optimizer.iterations.numpy())
             if step and step % n == 0 and step != getattr(self, "_last_step_saved", None):
@@ -250,14 +339,20 @@ class AtomicCheckpoint(StatefulCallback):
         last = self.save("last", epoch=epoch + 1, batch=0, logs=logs, value=value)
         if improved:
             self._copy(last, "best")
-        if entered and self.save_top_k > 1:
+        if entered and self.save_top_k > 1 and not self.scratch:
             self._copy(last, f"epoch-{epoch + 1:04d}")
             for _, e in dropped:
                 shutil.rmtree(self.folder / f"epoch-{e:04d}", ignore_errors=True)
 
     def _copy(self, src: Path, which: str) -> None:
+        if self.scratch:
+            return
         tmp = self.folder / f".tmp-{which}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        shutil.copytree(src, tmp)
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            shutil.copytree(src, tmp)
+        except OSError as e:  # shutil.Error (copytree) is an OSError too
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _write_failed(e, self.folder, which) from e
         _swap_in(tmp, self.folder / which)

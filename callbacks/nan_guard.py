@@ -65,5 +65,8 @@ class NaNGuard(StatefulCallback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
+        first = self.event is None
         if loss is not None and self.check(float(loss), self._epoch, batch):
+            if first and self.event is not None:  # the optimizer step that produced it, for metrics.json
+                self.event["step"] = int(self.model.optimizer.iterations.numpy())
             self.model.stop_training = True

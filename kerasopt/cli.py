@@ -115,5 +115,16 @@ from kerasopt.cli_tune import tune as _tune  # noqa: E402
 
 main.add_command(_tune)
 
+from kerasopt.cli_compress import export as _export  # noqa: E402
+from kerasopt.cli_compress import prune as _prune  # noqa: E402
+from kerasopt.cli_compress import quantize as _quantize  # noqa: E402
+
+for _cmd in (_prune, _quantize, _export):
+    main.add_command(_cmd)
+
+from kerasopt.cli_bench import bench as _bench  # noqa: E402
+
+main.add_command(_bench)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

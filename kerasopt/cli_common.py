@@ -14,9 +14,34 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _err(msg: str) -> None:
-    rank = os.environ.get("HOROVOD_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")
+    from kerasopt.distribute.tf_config import rank_label  # horovodrun, mpirun or a multi-worker TF_CONFIG
+
+    rank = rank_label()
     prefix = f"[rank {rank}] " if rank is not None else ""
     click.secho(f"{prefix}error: {msg}", fg="red", err=True)
+
+
+def summary_line(e: BaseException) -> str:
+    """One line that says what went wrong.
+
+    TensorFlow's graph errors start with "Graph execution error:" and the frames where the op was
+    defined; the cause (e.g. "RuntimeError: bad batch" from a ``py_function``) is the last line
+    before ``[[{{node ...}}]]``.
+
+    Example:
+        >>> summary_line(RuntimeError("Graph execution error:\\n\\nDetected at node m/f defined at:\\n"
+        ...                           "  File x.py, line 1\\n\\nValueError: bad batch\\n\\t [[{{node m/f}}]]"))
+        'ValueError: bad batch (at node m/f)'
+    """
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if not lines[0].endswith("execution error:"):
+        return lines[0]
+    causes = [line for line in lines[1:] if not line.startswith(("[[", "File ", "Detected at node"))]
+    node = next((line.split()[3] for line in lines if line.startswith("Detected at node")), None)
+    cause = causes[-1].split(" [Op:")[0] if causes else lines[0]
+    return cause + (f" (at node {node})" if node else "")
 
 
 def _guard(fn):
@@ -37,8 +62,7 @@ def _guard(fn):
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if os.environ.get("KERASOPT_DEBUG"):
                 raise
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            _err(f"{type(e).__name__}: {first} (set KERASOPT_DEBUG=1 for the traceback)")
+            _err(f"{type(e).__name__}: {summary_line(e)} (set KERASOPT_DEBUG=1 for the traceback)")
             sys.exit(EXIT_ERROR)
 
     return wrapper

@@ -1,8 +1,10 @@
 """Write the trained model into the run directory's ``model/`` folder.
 
-``keras``: ``model/<name>.keras`` (architecture, weights, optimizer);
-``saved_model``: ``model/saved_model/`` for TF Serving and converters.
-TFLite and ONNX arrive with the Compress issue.
+``keras``: ``model/<name>.keras`` (architecture and weights, no optimizer);
+``saved_model``: ``model/saved_model/`` for TF Serving and converters;
+``tflite``: ``model/<name>.tflite`` (float32; quantized ones come from ``kerasopt quantize``);
+``onnx``: ``model/<name>.onnx`` (tf2onnx, opset 17).
+``kerasopt export`` (:mod:`kerasopt.exporting`) adds verification and TF-TRT.
 """
 
 from __future__ import annotations
@@ -40,6 +42,20 @@ def export_model(model: keras.Model, folder: Path, formats: list[str], name: str
             model.save(tmp, save_format="tf")
             if final.exists():
                 shutil.rmtree(final)
+            os.replace(tmp, final)
+        elif fmt == "tflite":
+            from kerasopt.compress.convert import to_tflite
+
+            final = folder / f"{name}.tflite"
+            tmp = folder / f".tmp-{name}.tflite"
+            tmp.write_bytes(to_tflite(model))
+            os.replace(tmp, final)
+        elif fmt == "onnx":
+            from kerasopt.compress.convert import to_onnx
+
+            final = folder / f"{name}.onnx"
+            tmp = folder / f".tmp-{name}.onnx"
+            to_onnx(model, tmp)
             os.replace(tmp, final)
         else:  # the schema only lets known formats through
             raise ValueError(f"unknown export format. Received: {fmt}")

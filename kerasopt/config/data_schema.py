@@ -29,6 +29,7 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     "task": ("synthetic",),
     "vocab_size": ("synthetic",),
     "label_key": ("tfrecord", "tfds"),
+    "on_bad_file": ("image_dir", "tfrecord"),
 }
 
 
@@ -85,9 +86,18 @@ class DataConfig(Strict):
     validation_split: float = Field(0.2, description="fraction held out, seeded and deterministic")
     batch_size: int = Field(64, gt=0, description="global batch size (all replicas together)")
     shuffle_buffer: int = Field(10_000, ge=0, description="0 disables shuffling")
-    cache: bool = Field(True, description="cache decoded examples in memory after the first epoch")
-    num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE")
-    prefetch: int = Field(-1, ge=-1, description="batches; -1 = AUTOTUNE, 0 = off")
+    # Pipeline defaults, measured with `kerasopt bench` on digits as PNG files (image_dir, decode + resize
+    # + augmentation, batch 128) on the 2-core CPU; see benchmarks/BENCHMARKS.md:
+    # - cache: decoding every epoch cut end-to-end training ~1.5x; examples are small next to memory.
+    # - num_parallel_calls AUTOTUNE: the pipeline alone fed ~1.6x more than with one call (9,000 vs
+    #   5,500 examples/s, ~6x what the digits CNN trains at).
+    # - prefetch AUTOTUNE: overlaps the next batch with the step (tf.data's advice); on 2 busy cores
+    #   prefetch 0 vs AUTOTUNE was within the noise.
+    cache: bool = Field(True, description="cache decoded examples in memory after the first epoch (decoding "
+                        "PNGs every epoch trained ~1.5x slower)")
+    num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE (decode fed ~1.6x more "
+                                    "than with 1)")
+    prefetch: int = Field(-1, ge=-1, description="batches; -1 = AUTOTUNE (overlaps input and step), 0 = off")
     normalize: Literal["none", "minmax", "standard"] = Field(
         "none", description="statistics computed on the training split only"
     )
@@ -95,6 +105,11 @@ class DataConfig(Strict):
     reshape: Optional[list[int]] = Field(None, description="reshape each example, e.g. [8, 8] for sequences")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     max_examples: Optional[int] = Field(None, gt=0, description="use only the first N examples")
+    on_bad_file: Literal["error", "skip"] = Field(
+        "error",
+        description="image_dir/tfrecord: an image that does not decode (truncated, corrupt) stops the run "
+        "before training (error) or is left out and logged (skip)",
+    )
 
     @field_validator("validation_split")
     @classmethod

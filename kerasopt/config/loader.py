@@ -7,6 +7,8 @@ file or the dotted key.
 from __future__ import annotations
 
 import copy
+import datetime
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,6 +23,9 @@ from kerasopt.errors import ConfigError
 
 ConfigLike = Union[str, os.PathLike, Mapping[str, Any], ExperimentConfig]
 _MAX_EXTENDS_DEPTH = 16
+_MAX_DEPTH = 50  # the deepest real config (tune.space choices of lists) nests about 6 levels
+_INT64 = 2**63
+_MAX_MESSAGE = 400  # a huge value in "Received: ..." must not flood the one error line
 
 
 def read_yaml(path: Union[str, os.PathLike]) -> dict[str, Any]:
@@ -33,17 +38,91 @@ def read_yaml(path: Union[str, os.PathLike]) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text)  # never yaml.load: a tag must not construct Python objects
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
+            problem += " (configs are read with yaml.safe_load: Python object tags are refused)"
         raise ConfigError(f"{p}:{where}: YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply (more than {_MAX_DEPTH} levels)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of keys, got {type(data).__name__}")
+    check_values(data, source=str(p))
     return data
+
+
+def check_values(data: Any, source: str | None = None, raw: bool = True) -> None:
+    """Reject what no schema field can use and what would break later steps, naming the key.
+
+    NaN/Inf floats (a learning rate of ``.inf`` passes ``gt=0``), integers
+    outside 64 bits (TensorFlow cannot hold them), nesting deeper than
+    ``_MAX_DEPTH`` and self-referencing YAML anchors; in ``raw`` (YAML) data
+    also dates, binary data and sets (which JSON, the run record and the tuner
+    cannot hold) and keys that are not names. Shared anchors are checked once,
+    so a "billion laughs" file costs nothing here.
+
+    Example:
+        >>> check_values({"train": {"optimizer": {"learning_rate": float("inf")}}})
+        Traceback (most recent call last):
+        ...
+        kerasopt.errors.ConfigError: train.optimizer.learning_rate: must be a finite number. Received: inf
+    """
+    where = f" (in {source})" if source else ""
+    done: set[int] = set()
+
+    def walk(node: Any, path: tuple, active: frozenset) -> None:
+        key = "".join(k if k.startswith("[") or not i else f".{k}" for i, k in enumerate(path)) or None
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"must be a finite number. Received: {node}{where}", key=key)
+        if isinstance(node, int) and not isinstance(node, bool) and not -_INT64 <= node < _INT64:
+            raise ConfigError(f"is too large: it must fit in 64 bits. Received: {_short_repr(node)}{where}", key=key)
+        if raw and not isinstance(node, _PLAIN):
+            raise ConfigError(f"{_what(node)}; a config holds text, numbers, true/false, lists and mappings. "
+                              f"Received: {_short_repr(node)}{where}", key=key)
+        if not isinstance(node, (dict, list)):
+            return
+        if id(node) in active:
+            raise ConfigError(f"refers to itself (a YAML anchor used inside its own value){where}", key=key)
+        if len(path) > _MAX_DEPTH:
+            raise ConfigError(f"nested too deeply (more than {_MAX_DEPTH} levels){where}", key=key)
+        if id(node) in done:
+            return
+        done.add(id(node))
+        if raw and isinstance(node, dict):
+            for k in node:
+                if isinstance(k, bool) or not isinstance(k, (str, int)):
+                    raise ConfigError(f"has a key that is not a name: {_short_repr(k)} ({_what(k)}){where}", key=key)
+        items = [(_one_line(str(k)), v) for k, v in node.items()] if isinstance(node, dict) else [
+            (f"[{i}]", v) for i, v in enumerate(node)
+        ]
+        inner = active | {id(node)}
+        for k, v in items:
+            walk(v, (*path, k), inner)
+
+    walk(data, (), frozenset())
+
+
+_PLAIN = (str, int, float, bool, type(None), dict, list)
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (YAML reads yes/no/on/off/true/false as one; quote it for text)"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date (YAML reads 2020-01-01 as one; quote it for text)"
+    if isinstance(value, bytes):
+        return "binary data (!!binary)"
+    return f"a {type(value).__name__}"
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,10 +216,41 @@ def apply_overrides(data: dict[str, Any], overrides: Union[Iterable[str], Mappin
 
 def validate_dict(data: Mapping[str, Any], source: str | None = None) -> ExperimentConfig:
     """Validate a raw mapping against the schema, raising one ``ConfigError``."""
+    check_values(dict(data), source)
     try:
-        return ExperimentConfig.model_validate(dict(data))
+        cfg = ExperimentConfig.model_validate(dict(data))
     except ValidationError as e:
-        raise format_validation_error(e, ExperimentConfig, source) from None
+        err = _section_error(e, data) or format_validation_error(e, ExperimentConfig)
+    else:
+        # A quoted "inf" is coerced to a float by the schema: the same check on what came out.
+        check_values(cfg.model_dump(mode="python"), source, raw=False)
+        return cfg
+    where = f" (in {source})" if source else ""
+    message = _one_line(err.message)
+    message = message if len(message) <= _MAX_MESSAGE else f"{message[: _MAX_MESSAGE - 3]}..."
+    raise ConfigError(f"{message}{where}", key=_one_line(err.key) if err.key else None)
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other unprintable characters (an unknown key may hold any)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _section_error(exc: ValidationError, data: Mapping[str, Any]) -> ConfigError | None:
+    """An error raised while filling in a missing section's defaults, with the section in its key.
+
+    pydantic reports it relative to the section (``name``), which reads like the
+    top-level ``name``; it is ``data.name`` and the section is absent.
+    """
+    if exc.title == ExperimentConfig.__name__:
+        return None
+    for section, field in ExperimentConfig.model_fields.items():
+        cls = getattr(field.annotation, "__name__", None)
+        if cls == exc.title and section not in data:
+            inner = format_validation_error(exc, field.annotation)
+            key = f"{section}.{inner.key}" if inner.key else section
+            return ConfigError(f"{inner.message} (the config has no '{section}:' section)", key=key)
+    return None
 
 
 def load_config(

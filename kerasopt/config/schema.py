@@ -12,12 +12,13 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from kerasopt.config.base import FieldError, Strict
+from kerasopt.config.compress_schema import DistillConfig, PruneConfig, QuantizeConfig
 from kerasopt.config.data_schema import DataConfig
 from kerasopt.config.model_schema import ModelConfig
 from kerasopt.config.train_schema import TrainConfig
 from kerasopt.config.tune_schema import TuneConfig
 
-EXPORT_FORMATS = ("keras", "saved_model")
+EXPORT_FORMATS = ("keras", "saved_model", "tflite", "onnx")
 
 
 class CheckpointConfig(Strict):
@@ -101,10 +102,12 @@ class CallbacksConfig(Strict):
 
 
 class DistributeConfig(Strict):
-    """``auto``: Horovod when launched by horovodrun, MirroredStrategy when more than one GPU is
+    """``auto``: Horovod when launched by horovodrun, MultiWorkerMirroredStrategy when the ``TF_CONFIG``
+    environment variable names more than one worker, MirroredStrategy when more than one GPU is
     visible, otherwise none. ``data.batch_size`` is the global batch, split evenly over replicas."""
 
-    backend: Literal["auto", "none", "mirrored", "horovod"] = "auto"
+    backend: Literal["auto", "none", "mirrored", "multi_worker", "horovod"] = Field(
+        "auto", description="multi_worker reads the cluster and this process's task from TF_CONFIG")
     fp16_compression: bool = Field(False, description="Horovod: send gradients as float16 (halves traffic)")
 
 
@@ -145,14 +148,20 @@ class ExperimentConfig(Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     tune: Optional[TuneConfig] = Field(None, description="search space and algorithm for `kerasopt tune`")
     report: bool = Field(True, description="write report.html and report.md into the run directory at the end")
+    prune: Optional[PruneConfig] = Field(None, description="`kerasopt prune`; with `fit`, pruning runs after training")
+    quantize: Optional[QuantizeConfig] = Field(None, description="`kerasopt quantize`: QAT and TFLite quantization")
+    distill: Optional[DistillConfig] = Field(None, description="train `model` as the student of a teacher model")
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
+        # A plain folder name: no '/', no '..', no leading '.' or '-', so runs_root/name never escapes runs_root.
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) or ".." in v:
             raise ValueError(
-                f"must be letters, digits, '.', '_' or '-' (it names a folder). Received: {v!r}"
+                f"must be letters, digits, '.', '_' or '-' (it names a folder). Received: {v[:60]!r}"
             )
+        if len(v) > 128:  # file names stop at 255 bytes; tune adds "-best", temporary files ".tmp-<pid>"
+            raise ValueError(f"must be at most 128 characters (it names a folder). Received: {len(v)} characters")
         return v
 
     @model_validator(mode="after")

@@ -160,10 +160,18 @@ class TrainConfig(Strict):
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="default: one pass over the training split")
     # auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with avx512_bf16/amx_bf16,
     # mixed_float16 on GPUs 7.x, float32 otherwise (emulated bf16 on AVX2 is 5x slower).
-    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
-    # auto: on. XLA ran a small CNN 1.4x faster on this 2-core AVX2 CPU and is the
-    # usual win on GPUs; models with ops XLA cannot compile fall back to off.
-    jit_compile: Union[Literal["auto"], bool] = "auto"
+    precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
+        "auto", description="auto: mixed_bfloat16 on GPUs >= 8.0 and on CPUs with avx512_bf16/amx_bf16, "
+        "mixed_float16 on GPUs 7.x, float32 otherwise (emulated bfloat16 ran a small CNN 5x slower on a CPU "
+        "without it)")
+    # auto, measured with `kerasopt bench --variant jit_compile=false,true` (benchmarks/BENCHMARKS.md):
+    # on GPUs XLA fuses the element-wise work around cuDNN/cuBLAS. On the 2-core AVX-512 CPU (TF 2.21)
+    # XLA's convolutions took ~2.2x the CPU time per step of TensorFlow's oneDNN kernels (digits CNN,
+    # a wider CNN, ResNet-18), so a CPU gets XLA only for mlp and transformer (2-7% faster).
+    # LSTM/GRU compile to while-loops XLA runs slower: off everywhere.
+    jit_compile: Union[Literal["auto"], bool] = Field(
+        "auto", description="auto: XLA on GPUs except LSTM/GRU; on a CPU only for mlp and transformer "
+        "(XLA convolutions were ~2x slower than oneDNN's on a 2-core AVX-512 CPU)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: Literal[LOSSES] = "auto"  # type: ignore[valid-type]
@@ -173,7 +181,10 @@ class TrainConfig(Strict):
     )
     metrics: Optional[list[str]] = Field(None, description="default: accuracy, or mae for regression")
     grad_accum_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call")
+    # 1: callbacks (NaN guard, mid-epoch checkpoints, SIGTERM, progress) see every batch. A call costs
+    # ~0.8 ms of overhead (tiny MLP, 8 vs 1), about 1% of a digits-CNN step: raise it only for tiny models.
+    steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call; callbacks "
+                                     "see one batch per call")
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")
 
     @model_validator(mode="after")

@@ -217,6 +217,16 @@ def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
             f"class labels must be >= 0; {src.origin} has one in example {first}. Received: {int(y[first])}",
             key=src.label_key,
         )
+    # A source that declares its classes (names, or a count) must not hand out a label past them:
+    # the head is built with that many units and the loss would index out of range.
+    declared = src.num_classes or (len(src.class_names) if src.class_names else None)
+    if declared is not None and len(y) and int(y.max()) >= declared:
+        first = int(np.argmax(y >= declared))
+        raise ConfigError(
+            f"class labels must be < {declared} (the number of classes {src.origin} declares); example {first} "
+            f"has {int(y[first])}. Received: {int(y[first])}",
+            key=src.label_key,
+        )
     return y.astype(np.int32), task
 
 

@@ -12,7 +12,14 @@ Example:
 from __future__ import annotations
 
 from kerasopt.config.schema import ExperimentConfig
-from kerasopt.data import sources_csv, sources_files, sources_remote, sources_synthetic, sources_tabular  # noqa: F401
+from kerasopt.data import (  # noqa: F401
+    sources_csv,
+    sources_files,
+    sources_remote,
+    sources_synthetic,
+    sources_tabular,
+    sources_tfrecord,
+)
 from kerasopt.data.source_base import SOURCES, SourceData, Stream
 
 __all__ = ["SOURCES", "SourceData", "Stream", "load_source"]

@@ -59,6 +59,15 @@ def _parse_labels(path: Path, column: str, cells: list[str], lines: list[int]):
     try:
         return np.array([float(c) for c in cells], np.float32), "regression", None
     except ValueError:
+        numbers = [_is_number(c) for c in cells]
+        if sum(numbers) * 2 >= len(cells):
+            # Mostly numbers: a typo, not class names (which would silently turn regression into classes).
+            r = numbers.index(False)
+            raise ConfigError(
+                f"{path}, row {r + 1} (line {lines[r]}), column '{column}': not a number, although "
+                f"{sum(numbers)} of {len(cells)} labels are numbers. Received: {cells[r]!r}",
+                key="data.label_column",
+            ) from None
         names = sorted(set(cells))
         lookup = {n: i for i, n in enumerate(names)}
         return np.array([lookup[c] for c in cells], np.int64), "classification", names
@@ -142,3 +151,11 @@ def load_csv(data: DataConfig, seed: int) -> SourceData:
         y=y, origin=str(path), label_key="data.label_column", task=task, class_names=class_names, encode=encode,
         extras={"label_column": label},
     )
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True

@@ -31,13 +31,32 @@ class _AccumulatingModel(keras.Model):
 
     def train_step(self, data):
         state = self.__dict__["_accum"]
-        if state is None:
-            logs = super().train_step(data)
-        else:
-            logs = self._accumulating_step(data, state)
+        self.__dict__["_in_train_step"] = True  # read while tracing: the loss hook is for training only
+        try:
+            if state is None:
+                logs = super().train_step(data)
+            else:
+                logs = self._accumulating_step(data, state)
+        finally:
+            self.__dict__["_in_train_step"] = False
         for hook in self.__dict__.get("_post_step", []):
             hook()
         return logs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+        loss = super().compute_loss(x, y, y_pred, sample_weight)
+        hook = self.__dict__.get("_loss_hook")
+        if hook is None or not self.__dict__.get("_in_train_step"):
+            return loss
+        # A training loss hook (distillation). Keras' loss tracker has just averaged in the task
+        # loss; shift it by the difference so the logged "loss" is the loss being minimized.
+        reg = tf.add_n(self.losses) if self.losses else tf.constant(0.0, loss.dtype)
+        total = hook(x, y_pred, loss, tf.cast(reg, loss.dtype))
+        mean = getattr(self.compiled_loss, "_total_loss_mean", None)
+        if mean is not None:
+            batch = tf.cast(tf.shape(y_pred)[0], mean.total.dtype)
+            mean.total.assign_add(tf.cast(total - loss, mean.total.dtype) * batch)
+        return total
 
     def _accumulating_step(self, data, state):
         steps, accums, counter = state["steps"], state["grads"], state["counter"]

@@ -6,7 +6,8 @@
 3. early stopping and the checkpoint read the logs (and save every stateful
    callback's state, so they come after the callbacks that change it);
 4. the signal handler saves through the checkpoint after the batch is counted;
-5. CSV, TensorBoard and the progress display show everything.
+5. TensorBoard and the progress display show everything. The CSV history row is written just
+   before the checkpoint (a kill between them re-runs that epoch; the other order lost its row).
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
 
     Under Horovod (``dist.hvd``): initial variables are broadcast from rank 0, metrics are averaged
     before any callback reads them, stop decisions are agreed by all ranks, and only rank 0
-    checkpoints, logs and prints.
+    checkpoints, logs and prints. Under MultiWorkerMirroredStrategy (``dist.sync``): every worker
+    takes part in each checkpoint save (non-chief ones into a scratch folder) and the stop and
+    "first save" decisions are agreed over the workers, so collectives line up; metrics are
+    already global there, as gradients are all-reduced inside the step.
     """
     c = cfg.callbacks
     has_val = val_data is not None
     hvd = getattr(dist, "hvd", None)
     chief = dist is None or dist.is_chief
+    mw = getattr(dist, "sync", None)  # multi_worker's WorkerSync
     named: dict[str, Any] = {}
     if hvd is not None:
         from kerasopt.distribute.horovod import average_non_trainable_callback
@@ -96,23 +101,36 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         from kerasopt.distribute.horovod import max_across_workers
 
         stopper.sync = max_across_workers(hvd)
-    if c.checkpoint.enabled and chief:
+    elif mw is not None:
+        stopper.sync = mw.any
+    # Under multi_worker a signal reaches one worker first; only the agreed stop (set on every worker
+    # after the same batch) may change whether a save, a collective, happens.
+    stopped = (lambda: stopper._saved) if mw is not None else (lambda: stopper.received)
+    if chief:  # before the checkpoint: a kill between the two never leaves a "done" epoch without its row
+        named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
+    if c.checkpoint.enabled and (chief or mw is not None):
         ck = c.checkpoint
         _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
         named["checkpoint"] = AtomicCheckpoint(
             rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
             every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
-            skip_save=lambda: bool((guard is not None and guard.tripped()) or stopper.received),
+            skip_save=lambda: bool((guard is not None and guard.tripped()) or stopped()), scratch=not chief,
         )
+        if mw is not None:
+            named["checkpoint"].agree = lambda missing: mw.from_chief([float(missing)], chief)[0] > 0.5
         stopper.on_stop = named["checkpoint"].save_partial
     named["graceful"] = stopper
-    if chief:
-        named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
-    if c.tensorboard.enabled and chief:
+    if c.tensorboard.enabled and (chief or mw is not None):
         tb = c.tensorboard
-        named["tensorboard"] = keras.callbacks.TensorBoard(
-            log_dir=str(rd.tensorboard), histogram_freq=tb.histogram_freq, write_graph=tb.write_graph,
-            update_freq=tb.update_freq, profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0)
+        kw = dict(histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, update_freq=tb.update_freq)
+        if chief:
+            named["tensorboard"] = keras.callbacks.TensorBoard(
+                log_dir=str(rd.tensorboard), profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0,
+                **kw)
+        else:  # weight histograms are collectives under multi_worker: the others log into scratch too
+            from kerasopt.distribute.multi_worker import scratch_tensorboard
+
+            named["tensorboard"] = scratch_tensorboard(profile_batch=0, **kw)
     named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose if chief else 0)
     cbs = list(named.values())
     stateful = [cb for cb in cbs if isinstance(cb, StatefulCallback)]

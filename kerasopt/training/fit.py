@@ -62,27 +62,31 @@ def fit(
     resume: bool = False,
     overwrite: bool = False,
     print_fn: Optional[Callable[[str], None]] = None,
+    callbacks: Iterable[Any] = (),
 ) -> FitResult:
     """Train the experiment described by ``config`` and write its run directory.
+
+    ``callbacks``: extra Keras callbacks, run after kerasopt's own (e.g. ``kerasopt.bench.measure.EpochTimer``).
 
     Example:
         >>> result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 2})  # doctest: +SKIP
         >>> result.metrics["final"]["val_accuracy"]  # doctest: +SKIP
     """
-    from kerasopt.distribute.horovod import env_rank
+    from kerasopt.distribute.tf_config import launch_rank
     from kerasopt.training.report import console_print
 
-    chief = env_rank() == 0  # only rank 0 checks, writes and prints (known before Horovod starts)
-    say = (print_fn or console_print) if chief else (lambda msg: None)
     t_start = time.perf_counter()
     cfg = load_config(config, overrides)
+    # only rank 0 checks, writes and prints (known from horovodrun's or TF_CONFIG's environment before TF starts)
+    chief = launch_rank(cfg.distribute.backend) == 0
+    say = (print_fn or console_print) if chief else (lambda msg: None)
     rd = resolve_run_dir(cfg, run_dir)
     if chief:
         check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
 
     from kerasopt._keras import keras, tf
     from kerasopt.data.pipeline import build_datasets
-    from kerasopt.distribute.strategy import choose_strategy
+    from kerasopt.distribute.strategy import choose_strategy, xla_unsupported
     from kerasopt.models import build_model
     from kerasopt.training import compile as comp
     from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
@@ -92,20 +96,22 @@ def fit(
     from kerasopt.training.precision import apply_policy, decide_precision, detect_device
     from kerasopt.training.report import finish_run
     from kerasopt.training.schedules import build_schedule
+    from kerasopt.training.seeding import set_seed
 
-    keras.utils.set_random_seed(cfg.seed)
+    choice = choose_strategy(cfg)  # first: MultiWorkerMirroredStrategy must precede every TF op
+    set_seed(cfg.seed)
     # Random layers draw from tf.random.Generator objects whose state is a variable:
     # checkpoints save it, so dropout after a resume matches an uninterrupted run.
     keras.backend.experimental.enable_tf_random_generator()
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
-    choice = choose_strategy(cfg)
-    if choice.hvd is not None and decision.jit_compile:
-        # Horovod's allreduce has no XLA kernel in our TF 2.21 build (xla_mpi_ops.cc is patched out).
+    device = detect_device()
+    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, device, cfg.model.type)
+    no_xla = xla_unsupported(choice, has_gpu=bool(device.gpus))
+    if no_xla and decision.jit_compile:
         if cfg.train.jit_compile is True:
-            raise ConfigError("XLA cannot compile Horovod's allreduce in this build; set train.jit_compile: "
-                              "auto or false under Horovod. Received: jit_compile=True", key="train.jit_compile")
+            raise ConfigError(f"{no_xla}; set train.jit_compile: auto or false. Received: jit_compile=True",
+                              key="train.jit_compile")
         import dataclasses
 
         decision = dataclasses.replace(decision, jit_compile=False)
@@ -135,28 +141,38 @@ def fit(
                 optimizer = distributed_optimizer(hvd, optimizer, cfg)
             # The EMA update runs inside the compiled step when there is one replica (fused below).
             fuse_ema = cfg.callbacks.ema.enabled and choice.replicas == 1
-            train_model = with_grad_accumulation(model, k, wrap=fuse_ema)
+            train_model = with_grad_accumulation(model, k, wrap=fuse_ema or cfg.distill is not None)
+            if cfg.distill is not None:
+                from kerasopt.compress import distill
+
+                distill.attach(train_model, distill.load_teacher(cfg.distill, spec, model), cfg.distill)
+                say(f"distilling from {cfg.distill.teacher} (alpha {cfg.distill.alpha}, "
+                    f"temperature {cfg.distill.temperature})")
             comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
                                comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
             prepare_accumulation(train_model)
         cw = comp.class_weights(cfg, spec)
-        val_ds = _prepare_labels(bundle.val, kind, one_hot, spec.num_classes)
+        val_ds = choice.dataset(_prepare_labels(bundle.val, kind, one_hot, spec.num_classes))
 
         fingerprint = model_fingerprint(cfg)
         with choice.strategy.scope():
             cbs, named = build_callbacks(cfg, rd, train_model, fingerprint, steps=steps, resume=resume,
                                          val_data=val_ds, dist=choice)
+        cbs = [*cbs, *callbacks]
         if fuse_ema and "ema" in named:
             add_post_step(train_model, named["ema"].fused_update(train_model))
         start_epoch = start_batch = 0
         if resume:
-            start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
+            with choice.strategy.scope():  # optimizer slots created for the restore must be distributed
+                start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
             if start_batch >= steps:  # stopped after an epoch's last batch: that epoch is complete
                 start_epoch, start_batch = start_epoch + 1, 0
             if hvd:  # every rank continues from rank 0's position
                 from kerasopt.distribute.horovod import broadcast
 
                 start_epoch, start_batch = broadcast(hvd, (start_epoch, start_batch))
+            elif choice.sync is not None:  # multi_worker: the chief's position (collectives must line up)
+                start_epoch, start_batch = map(round, choice.sync.from_chief([start_epoch, start_batch], chief))
             at = f"epoch {start_epoch + 1}" + (f", batch {start_batch + 1}" if start_batch else "")
             say(f"resuming {rd.path} at {at}")
             if chief:
@@ -165,13 +181,18 @@ def fit(
             create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
         loop = TrainingLoop(
             train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
-            stream=lambda e: _prepare_labels(bundle.train_from_epoch(e), kind, one_hot, spec.num_classes),
+            stream=lambda e: choice.dataset(_prepare_labels(bundle.train_from_epoch(e), kind, one_hot,
+                                                            spec.num_classes)),
             val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
             checkpoints=rd.checkpoints, say=say,
         )
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)
         _final_weights(cfg, named)
+        if choice.name == "multi_worker":  # export and report from a plain copy: no collective on the chief alone
+            from kerasopt.distribute.multi_worker import local_copy
+
+            model = local_copy(model, lambda: build_model(cfg, spec))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
@@ -186,7 +207,17 @@ def fit(
             say(f"report: {paths['html']}")
         except Exception as e:  # noqa: BLE001 - a report must never cost a finished run
             say(f"report not written: {type(e).__name__}: {e}")
-    return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg)
+    extras: dict[str, Any] = {}
+    if cfg.prune is not None and chief and not loop.interrupted:
+        if hvd is not None or choice.replicas > 1:
+            say("prune: skipped under distributed training; run `kerasopt prune CONFIG --from RUN_DIR` on one process")
+        else:
+            from kerasopt.compress.pipeline import run_prune
+
+            extras["prune"] = run_prune(cfg, rd.path, overwrite=True, say=say)
+    if choice.sync is not None:  # multi_worker: leave together, after the chief's exports
+        choice.sync.barrier()
+    return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg, extras=extras)
 
 
 def _final_weights(cfg: ExperimentConfig, named: dict) -> None:

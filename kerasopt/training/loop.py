@@ -114,12 +114,18 @@ class TrainingLoop:
         if last is None:
             raise TrainingDiverged(f"loss diverged at epoch {event.get('epoch')} and there is no checkpoint to "
                                    "recover from (enable callbacks.checkpoint)")
-        meta = restore_checkpoint(last, self.model, self.stateful)
         scale = lr_scale_variable(self.model)
+        # The checkpoint holds the scale it was saved with: compound from the scale in use now, or
+        # every retry from the same checkpoint would land on the same LR (and diverge the same way).
+        before = float(scale.numpy()) if scale is not None else 1.0
+        meta = restore_checkpoint(last, self.model, self.stateful)
         if scale is not None:
-            scale.assign(float(scale.numpy()) * guard.lr_factor)
+            scale.assign(before * guard.lr_factor)
             event["lr_scale"] = float(scale.numpy())
         event["restored_epoch"] = int(meta["epoch"])
+        event["restored_step"] = int(meta.get("step", 0))
+        event["action"] = (f"reloaded checkpoint '{last.name}' (epoch {meta['epoch']}, step {meta.get('step')}), "
+                           f"LR scale x{guard.lr_factor:g}")
         guard.recoveries = recoveries + [event]
         self.say(f"loss diverged ({event.get('reason')}) at epoch {event.get('epoch')} batch {event.get('batch')}: "
                  f"reloaded {last.name} (epoch {meta['epoch']}), LR scale now {event.get('lr_scale', 1.0):g}, "

@@ -15,6 +15,8 @@ from typing import Optional
 from kerasopt.errors import ConfigError
 
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# Model types for which `jit_compile: auto` turns XLA on without a GPU (see decide_precision).
+CPU_XLA_MODELS = ("mlp", "transformer")
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,17 @@ def decide_precision(requested: str, jit: object, device: DeviceInfo, model_type
                 "or mixed_bfloat16. Received: precision=mixed_float16",
                 key="train.precision",
             )
-    # XLA: faster on GPUs and (measured) 1.4x on this CPU for convnets. Recurrent
-    # layers compile to while-loops that XLA on CPU runs slower, so auto leaves them out.
+    # XLA, measured per device (`kerasopt bench --variant jit_compile=false,true`, benchmarks/BENCHMARKS.md).
+    # GPUs: XLA fuses the element-wise work around the cuDNN/cuBLAS calls, the usual win. This 2-core
+    # AVX-512 CPU (TF 2.21): XLA's convolutions took 2.1-2.2x the CPU time per step of TensorFlow's
+    # oneDNN kernels (digits CNN, a wider CNN, ResNet-18), while dense and attention models gained 2-7%;
+    # so on a CPU auto turns XLA on only for those. Recurrent layers compile to while-loops that XLA
+    # runs slower, so auto leaves them out everywhere.
     if jit == "auto":
-        use_jit = model_type not in ("lstm", "gru")
+        if model_type in ("lstm", "gru"):
+            use_jit = False
+        else:
+            use_jit = bool(device.gpus) or model_type in CPU_XLA_MODELS
     else:
         use_jit = bool(jit)
     return PrecisionDecision(policy, use_jit, reason, device.describe())

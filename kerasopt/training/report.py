@@ -80,12 +80,19 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
         metrics["early_stopping_best_epoch"] = es.best_epoch
     guard = named.get("nan_guard")
     metrics["nan_recoveries"] = list(guard.recoveries) if guard is not None else []
+    if guard is not None:  # the count, and what the guard was allowed to do
+        metrics["nan_guard"] = {"recoveries": len(guard.recoveries), "max_retries": guard.max_retries,
+                                "lr_factor": guard.lr_factor, "loss_bound": guard.loss_bound}
     if "ema" in named:
         metrics["ema"] = {"exported_weights": cfg.callbacks.ema.export}
     if interrupted:
         metrics["interrupted_by"] = interrupted
     if not write:
         return metrics
+    from kerasopt.training.segments import merge_segments, read_previous
+
+    # The top-level times and counts are this segment's; segments/total cover every --resume of the run.
+    metrics.update(merge_segments(read_previous(rd.metrics), metrics))
     write_json(rd.metrics, metrics)
     print_summary(metrics, rd, say)
     if interrupted:
@@ -109,7 +116,8 @@ def print_summary(metrics: dict[str, Any], rd: RunDir, say: Callable[[str], None
     else:  # a caller-supplied printer (notebooks, tests, quiet runs) gets the table as text
         import io
 
-        buf = Console(file=io.StringIO(), width=100, highlight=False)
+        # force_jupyter=False: in a notebook rich would otherwise display the table instead of writing it to buf
+        buf = Console(file=io.StringIO(), width=100, highlight=False, force_jupyter=False)
         buf.print(table)
         say(buf.file.getvalue().rstrip())
     tput = metrics["throughput"]["examples_per_sec_median"]
@@ -119,5 +127,12 @@ def print_summary(metrics: dict[str, Any], rd: RunDir, say: Callable[[str], None
         + (f", {tput:,.0f} examples/s (median)" if tput else ""),
         f"parameters: {metrics['parameters']:,}; exports: {', '.join(metrics['exports'].values()) or 'none'}",
     ]
+    total = metrics.get("total") or {}
+    if total.get("segments", 1) > 1:
+        untracked = total["untracked_epochs"]
+        lines.append(f"whole run: {total['segments']} segments, {total['epochs_run']} epochs in "
+                     f"{total['fit_time_s']:.1f}s of training ({total['wall_time_s']:.1f}s wall)"
+                     + (f"; {untracked} more epoch(s) from a segment killed before it wrote metrics.json"
+                        if untracked else ""))
     for line in lines:
         (say or console_print)(line)

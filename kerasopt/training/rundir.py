@@ -79,10 +79,50 @@ def check_run_dir(rd: RunDir, *, resume: bool, overwrite: bool) -> None:
             f"run directory {rd.path} already exists; use --resume to continue it, --overwrite to replace it, "
             "or --run-dir/--set name=... for a new one"
         )
-    parent = rd.path.parent if rd.path.parent != Path("") else Path(".")
-    probe = parent if parent.exists() else Path(".")
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"cannot write the run directory: {probe} is not writable")
+    elif exists and overwrite:
+        check_overwrite(rd)
+    check_writable(rd, resume=resume)
+
+
+def check_overwrite(rd: RunDir) -> None:
+    """``--overwrite`` deletes the folder: only ever a kerasopt run directory, never through a link.
+
+    ``runs_root`` and ``--run-dir`` may point anywhere, so without this a typo
+    (``--run-dir ~/Documents --overwrite``) would delete a folder kerasopt never made.
+    """
+    if rd.path.is_symlink():
+        raise ConfigError(f"--overwrite: {rd.path} is a symbolic link; kerasopt does not delete through links. "
+                          "Remove the link yourself or pick another run directory")
+    if not (rd.is_run() or (rd.path / "tune" / "search.yaml").is_file()):  # a run, or a run's search
+        raise ConfigError(f"--overwrite: {rd.path} is not a kerasopt run directory (no {MARKER}) and is not "
+                          "empty; kerasopt only replaces its own runs. Delete it yourself or pick another one")
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(rd: RunDir, *, resume: bool) -> None:
+    """Every folder and file the run will write must be writable; else ConfigError before any work.
+
+    ``os.access`` answers for the real user, root included, and says no on a
+    read-only file system (EROFS), so a chmod'ed folder and a read-only mount are
+    both caught here, not after the data is loaded and the model is built.
+    """
+    targets = [_nearest_existing(rd.path.parent)]
+    if rd.path.is_dir():
+        targets.append(rd.path)
+        if resume:  # the run appends history.csv and rewrites checkpoints, config.yaml and model/
+            targets += [p for p in (rd.checkpoints, rd.tensorboard, rd.model_dir, rd.history, rd.metrics)
+                        if p.exists()]
+            targets += [p for p in rd.checkpoints.iterdir() if p.is_dir()] if rd.checkpoints.is_dir() else []
+    for p in targets:
+        if not os.access(p, os.W_OK):
+            what = "read-only file system or no write permission"
+            raise ConfigError(f"cannot write the run directory: {p} is not writable ({what}); nothing was changed")
 
 
 def create_run_dir(rd: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite: bool) -> None:

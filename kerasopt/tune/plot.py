@@ -22,9 +22,8 @@ from kerasopt.tune.results import _finite, importance
 def plot_search(records: Sequence[dict], tune: TuneConfig, path: str | Path, top: int = 3,
                 ranking: Optional[list[tuple[str, float]]] = None) -> Path:
     """Write the PNG and return its path. Failed trials are drawn as red crosses at the bottom."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No matplotlib.use("Agg"): that would switch pyplot's backend in the caller's process (a notebook's
+    # inline figures stop showing). A bare Figure renders its PNG with Agg whatever the backend.
     from matplotlib.figure import Figure  # a Figure, not pyplot: no global state, no GUI
     from matplotlib.ticker import MaxNLocator
 

@@ -1,0 +1,154 @@
+"""Medians, ratios and the Markdown tables of ``vs_keras.py`` (pure Python, importable without TensorFlow)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Optional
+
+LABELS = {"a": "(a) plain Keras", "b": "(b) kerasopt, same settings", "c": "(c) kerasopt defaults"}
+
+
+def _med(values: list[float]) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def throughput_table(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, Any]]:
+    """Per model: median examples/s and epoch time of each variant, ratios of medians, paired ratios.
+
+    Example:
+        >>> runs = {"m": {"a": [{"ok": True, "examples_per_sec": 100.0, "epoch_s_median": 2.0, "repeat": 0}],
+        ...               "b": [{"ok": True, "examples_per_sec": 98.0, "epoch_s_median": 2.1, "repeat": 0}],
+        ...               "c": [{"ok": True, "examples_per_sec": 150.0, "epoch_s_median": 1.5, "repeat": 0}]}}
+        >>> t = throughput_table(runs)["m"]
+        >>> round(t["b/a"], 2), round(t["c/a"], 2)
+        (0.98, 1.5)
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for model, by_v in runs.items():
+        row: dict[str, Any] = {}
+        for v, rs in by_v.items():
+            ok = [r for r in rs if r.get("ok")]
+            row[v] = {"examples_per_sec": _med([r["examples_per_sec"] for r in ok]),
+                      "epoch_s": _med([r["epoch_s_median"] for r in ok]), "runs": len(ok), "failed": len(rs) - len(ok),
+                      "per_repeat": [r["examples_per_sec"] for r in ok],
+                      "precision": ok[0].get("precision") if ok else None,
+                      "jit_compile": ok[0].get("jit_compile") if ok else None}
+        for v in ("b", "c"):
+            a, x = row.get("a", {}).get("examples_per_sec"), row.get(v, {}).get("examples_per_sec")
+            row[f"{v}/a"] = x / a if a and x else None
+            pairs = {r["repeat"]: r["examples_per_sec"] for r in by_v.get("a", []) if r.get("ok")}
+            row[f"{v}/a per repeat"] = [r["examples_per_sec"] / pairs[r["repeat"]] for r in by_v.get(v, [])
+                                        if r.get("ok") and r.get("repeat") in pairs]
+        out[model] = row
+    return out
+
+
+def _f(x: Optional[float], fmt: str = ",.0f") -> str:
+    return format(x, fmt) if x is not None else "n/a"
+
+
+def _tta_cell(rs: list[dict]) -> tuple[str, Optional[float]]:
+    ok = [r for r in rs if r.get("ok")]
+    reached = [r for r in ok if r.get("reached")]
+    if not ok:
+        return "failed", None
+    if len(reached) < len(ok):
+        worst = max(r.get("elapsed_s") or 0.0 for r in ok if not r.get("reached"))
+        return f"not reached in {len(ok) - len(reached)} of {len(ok)} runs (ran {worst:.1f} s)", None
+    secs = _med([r["seconds"] for r in reached])
+    epochs = _med([r["epoch"] for r in reached])
+    return f"{secs:.1f} s (epoch {epochs:g})", secs
+
+
+def markdown(result: dict) -> str:
+    lines: list[str] = []
+    check = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    targets: list[str] = []
+    if "throughput" in result:
+        table = throughput_table(result["throughput"])
+        result["throughput_summary"] = table
+        lines += [f"Training throughput, examples/s (median of {result['repeats']} interleaved repeats; "
+                  "epochs after the first, timed to the start of validation):", "",
+                  f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | "
+                  "epoch s a / b / c | (c) chose |", "|---|---|---|---|---|---|---|---|"]
+        for model, row in table.items():
+            c = row.get("c", {})
+            chose = f"{c.get('precision')}, XLA {'on' if c.get('jit_compile') else 'off'}" if c.get("precision") else ""
+            lines.append(
+                f"| {model} | {_f(row['a']['examples_per_sec'])} | {_f(row['b']['examples_per_sec'])} | "
+                f"{_f(c.get('examples_per_sec'))} | {_f(row['b/a'], '.3f')} | {_f(row['c/a'], '.2f')} | "
+                f"{_f(row['a']['epoch_s'], '.2f')} / {_f(row['b']['epoch_s'], '.2f')} / {_f(c.get('epoch_s'), '.2f')} "
+                f"| {chose} |")
+            if row["b/a"] is not None:
+                targets.append(f"- (b)/(a) >= 0.97 for {model}: {row['b/a']:.3f}, {check(row['b/a'] >= 0.97)}")
+        d = table.get("digits_cnn", {})
+        if d.get("c/a") is not None:
+            targets.append(f"- (c)/(a) >= 1.3 for the digits CNN: {d['c/a']:.2f}, {check(d['c/a'] >= 1.3)}")
+        lines.append("")
+    if "time_to_accuracy" in result:
+        t = result["time_to_accuracy"]
+        thr = result.get("threshold", 0.99)
+        rec, rec_s = _tta_cell(t["recipe"])
+        base, base_s = _tta_cell(t["baseline"])
+        lines += [f"Time to {thr:.0%} validation accuracy on digits (from the start of `model.fit`, compilation "
+                  "included; median of the repeats):", "", "| run | time to accuracy | best val accuracy |",
+                  "|---|---|---|",
+                  f"| kerasopt, `configs/digits_cnn.yaml` as shipped | {rec} | "
+                  f"{_f(_med([r.get('best_val_accuracy') for r in t['recipe'] if r.get('ok')]), '.4f')} |",
+                  f"| plain Keras, the recipe's CNN without BatchNorm, Adam 1e-3, batch 64 | {base} | "
+                  f"{_f(_med([r.get('best_val_accuracy') for r in t['baseline'] if r.get('ok')]), '.4f')} |", ""]
+        if rec_s and base_s:
+            ratio = rec_s / base_s
+            result["tta_ratio"] = ratio
+            targets.append(f"- time to {thr:.0%}: kerasopt / baseline = {ratio:.2f} (target <= 0.5), "
+                           f"{check(ratio <= 0.5)}")
+    if "pipeline" in result:
+        p = result["pipeline"]
+        rate = {k: _med([r["stats"]["examples_per_sec"] for r in rs if r.get("ok")]) for k, rs in p.items()}
+        lines += ["`image_dir` input pipeline (digits as PNG files, decode + resize to 32x32 + translation "
+                  "augmentation + normalization, batch 128):", "", "| measured | examples/s |", "|---|---|",
+                  f"| input pipeline alone, `data.cache: false` (decodes every epoch) | {_f(rate['feed_decode'])} |",
+                  f"| input pipeline alone, `data.cache: true` (default) | {_f(rate['feed_cached'])} |",
+                  f"| model alone (`kerasopt bench --mode synthetic`, kerasopt defaults) | {_f(rate['model'])} |",
+                  f"| end to end, cache off (`--mode train`) | {_f(rate['end_to_end'])} |", ""]
+        if rate["feed_decode"] and rate["model"]:
+            ratio = rate["feed_decode"] / rate["model"]
+            result["pipeline_ratio"] = ratio
+            targets.append(f"- input pipeline feeds {ratio:.1f}x the model's training throughput (target >= 5x), "
+                           f"{check(ratio >= 5)}")
+    if "defaults" in result:
+        lines += ["`kerasopt bench` variants behind the defaults (each row its own process; steps after warm-up):", "",
+                  "| check | mode | variant | precision, XLA | examples/s | step ms median (IQR) | vs as given |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, chk in result["defaults"].items():
+            for r in chk["rows"]:
+                if not r.get("ok"):
+                    lines.append(f"| {name} | {chk['mode']} | {r['label']} | | failed: {r.get('error')} | | |")
+                    continue
+                s = r["stats"]
+                how = f"{r.get('precision', '')}, {'on' if r.get('jit_compile') else 'off'}"
+                lines.append(f"| {name} | {chk['mode']} | {r['label']} | {how} | {_f(s['examples_per_sec'])} | "
+                             f"{s['median_ms']:.1f} ({s['iqr_ms']:.1f}) | {_f(r.get('vs_as_given'), '.2f')}x |")
+        lines.append("")
+    if "help_s" in result:
+        h = result["help_s"]
+        lines += [f"`kerasopt --help`: median {h['median']:.3f} s, max {h['max']:.3f} s "
+                  f"over {len(h['all'])} runs.", ""]
+        targets.append(f"- `kerasopt --help` under 0.5 s: {h['median']:.3f} s, {check(h['median'] < 0.5)}")
+    if "gpu" in result:
+        g = result["gpu"]
+        lines += [f"GPU: ResNet-50, synthetic {g['config']['data']['shape']}, batch {g['config']['data']['batch_size']}"
+                  + (" (reduced shapes: harness check only, not a GPU figure)" if g.get("small") else "") + ":", "",
+                  "| variant | examples/s | step ms median | IQR ms | peak GPU MiB |", "|---|---|---|---|---|"]
+        for r in g["rows"]:
+            if r.get("ok"):
+                s = r["stats"]
+                lines.append(f"| {r['label']} | {_f(s['examples_per_sec'])} | {s['median_ms']:.1f} | "
+                             f"{s['iqr_ms']:.1f} | {_f(r.get('device_peak_mb'))} |")
+            else:
+                lines.append(f"| {r['label']} | failed: {r.get('error')} | | | |")
+        lines.append("")
+    if targets:
+        lines += ["Targets:", "", *targets]
+    return "\n".join(lines)
