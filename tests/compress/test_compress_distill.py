@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import mlp_config
+from compress_runs import mlp_config
 
 from kerasopt._keras import keras, tf
 from kerasopt.compress.distill import attach, kd_term

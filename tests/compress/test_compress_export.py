@@ -56,7 +56,7 @@ def test_tftrt_without_tensorrt_exits_2(mlp_run):
 
 
 def test_fit_exports_tflite_and_onnx(tmp_path):
-    from conftest import mlp_config
+    from compress_runs import mlp_config
 
     import kerasopt
     from kerasopt.compress.convert import onnx_runner, tflite_runner

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import mlp_config
+from compress_runs import mlp_config
 
 from kerasopt._keras import keras
 from kerasopt.compress.prune import PruneSteps, plan_layers

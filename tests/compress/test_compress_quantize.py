@@ -19,7 +19,7 @@ def test_int8_without_representative_data_says_what_to_add():
 @pytest.fixture(scope="module")
 def mlp_nobn_run(tmp_path_factory):
     """QAT folds BatchNorm into convolutions but leaves Dense+BatchNorm float: this MLP has none."""
-    from conftest import mlp_config
+    from compress_runs import mlp_config
 
     import kerasopt
 

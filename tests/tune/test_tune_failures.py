@@ -3,7 +3,7 @@
 import json
 
 from click.testing import CliRunner
-from conftest import RECIPE, fast
+from tune_common import RECIPE, fast
 
 from kerasopt.cli import main
 from kerasopt.tune import tune

@@ -3,7 +3,7 @@
 import csv
 import json
 
-from conftest import LR, RECIPE, fast
+from tune_common import LR, RECIPE, fast
 
 from kerasopt.tune import tune
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import LR, RECIPE, fast
+from tune_common import LR, RECIPE, fast
 
 from kerasopt.cli import main
 from kerasopt.errors import ConfigError

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RECIPE, ROOT
+from tune_common import RECIPE, ROOT
 
 from kerasopt.config import load_config
 from kerasopt.config.tune_schema import ParamSpec
