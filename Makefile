@@ -56,4 +56,5 @@ bench: install horovod
 	$(BIN)/python benchmarks/callbacks_overhead.py
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/horovod_scaling.py
+	$(BIN)/python benchmarks/compression.py
 	$(BIN)/python benchmarks/vs_keras.py
