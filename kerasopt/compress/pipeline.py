@@ -174,6 +174,15 @@ def _source_model(cfg: ExperimentConfig, source: Path, say: Say) -> tuple[keras.
     return model, path
 
 
+def _start(cfg: ExperimentConfig, source: Path, out: Optional[Path], leaf: str, overwrite: bool,
+           say: Say) -> tuple[Path, keras.Model, Path, Workbench]:
+    """What both verbs do first: check the output folder, switch to float32, load the model, build the data."""
+    target = _out_dir(source, out, leaf, overwrite)
+    _float32_notice(cfg, say)
+    model, path = _source_model(cfg, source, say)
+    return target, model, path, prepare(cfg, model)
+
+
 def _variant(name: str, predict, wb: Workbench, ref_pred: np.ndarray, size: dict, threads: int) -> dict:
     from kerasopt.compress.measure import latency
 
@@ -202,15 +211,11 @@ def run_prune(cfg: ExperimentConfig, source: Path | str, *, out: Optional[Path] 
     p = cfg.prune or PruneConfig()
     if cfg.prune is None:
         say("no prune: section in the config; using the defaults (80% sparsity, polynomial decay, 6 epochs)")
-    target = _out_dir(source, out, "pruned", overwrite)
     t0 = time.perf_counter()
-    _float32_notice(cfg, say)
-    dense, dense_path = _source_model(cfg, source, say)
-    wb = prepare(cfg, dense)
+    target, dense, dense_path, wb = _start(cfg, source, out, "pruned", overwrite, say)
     pr.plan_layers(dense, p)  # bad exclusions and unprunable layers fail before any work
     threads = measure.cpu_threads()
-    batch = cfg.data.batch_size
-    ref_pred = _predict_all(_keras_predict(dense), wb.x_val, batch)
+    ref_pred = _predict_all(_keras_predict(dense), wb.x_val, cfg.data.batch_size)
     dense_tfl = to_tflite(dense)
     staging = _staging(target)
     try:
@@ -267,11 +272,8 @@ def run_quantize(cfg: ExperimentConfig, source: Path | str, *, out: Optional[Pat
     q = cfg.quantize or QuantizeConfig()
     if cfg.quantize is None:
         say("no quantize: section in the config; using the defaults (dynamic, float16, int8; no QAT)")
-    target = _out_dir(source, out, "quantized", overwrite)
     t0 = time.perf_counter()
-    _float32_notice(cfg, say)
-    model, path = _source_model(cfg, source, say)
-    wb = prepare(cfg, model)
+    target, model, path, wb = _start(cfg, source, out, "quantized", overwrite, say)
     threads = measure.cpu_threads()
     ref_pred = _predict_all(_keras_predict(model), wb.x_val, cfg.data.batch_size)
     staging = _staging(target)
