@@ -112,8 +112,8 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
         return src.stream.make(indices, file_shard)
 
     full_train, n_train = elements(train_idx, None)
-    prep = _prep(cfg, src, tuple(full_train.element_spec[0].shape), label_dtype)
-    full_train = full_train.map(prep, num_parallel_calls=calls)
+    prep = _prep(cfg, src, tuple(full_train.element_spec[0].shape), label_dtype, calls)
+    full_train = prep(full_train)
     input_shape = tuple(full_train.element_spec[0].shape)
     if not all(input_shape):
         raise ConfigError(
@@ -129,7 +129,7 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     else:
         by_file = src.stream is not None and src.stream.num_files >= shard[1] > 1
         train, n_local = elements(train_idx, shard) if by_file else elements(shard_indices(train_idx, shard), None)
-        train = train.map(prep, num_parallel_calls=calls)
+        train = prep(train)
         train = train.cache() if d.cache else train
         if n_local == 0:
             raise ConfigError(
@@ -155,7 +155,7 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     val = None
     if len(val_idx):
         val, _ = elements(val_idx, None)
-        val = val.map(prep, num_parallel_calls=calls)
+        val = prep(val)
         val = (val.cache() if d.cache else val).batch(batch)
         val = _finish(val, batch_transform(None, normalizer), d.prefetch, calls)
 
@@ -230,8 +230,19 @@ def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
     return y.astype(np.int32), task
 
 
-def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype: tf.DType):
-    """The per-example function: cast, reshape, resize (all before ``cache``)."""
+# Examples prepared per map call. tf.data's cost per element and per call dominated the cast/resize of
+# small examples: a map over chunks of 64 (vectorized), then unbatch, fed about twice the examples/s
+# of one call per example on 2 cores (benchmarks/BENCHMARKS.md, input pipeline).
+PREP_CHUNK = 64
+
+
+def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype: tf.DType,
+          calls: Optional[int]) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
+    """``dataset -> dataset`` applying the per-example work: cast, reshape, resize (all before ``cache``).
+
+    Examples of one fixed shape are prepared ``PREP_CHUNK`` at a time (order kept); examples of
+    varying shape (before a resize) one at a time; nothing is mapped when there is nothing to do.
+    """
     d = cfg.data
     tokens = src.input_dtype == "int32"
     if tokens:
@@ -250,16 +261,26 @@ def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype:
     if d.resize:
         check_image(shape, "data.resize", "resize", d.resize)
     dtype = tf.int32 if tokens else tf.float32
+    reshape = not raw_shape or bool(d.reshape)
 
-    def prep(x: tf.Tensor, y: tf.Tensor):
+    def prep(x: tf.Tensor, y: tf.Tensor, lead: tuple = ()):
         x = tf.cast(x, dtype)
-        if not raw_shape or d.reshape:
-            x = tf.reshape(x, shape)
+        if reshape:
+            x = tf.reshape(x, [*lead, *shape])
         if d.resize:
             x = tf.image.resize(x, d.resize, method="bilinear")
         return x, tf.cast(y, label_dtype)
 
-    return prep
+    def apply(ds: tf.data.Dataset) -> tf.data.Dataset:
+        x_spec, y_spec = ds.element_spec
+        if x_spec.dtype == dtype and y_spec.dtype == label_dtype and not reshape and not d.resize:
+            return ds
+        if not x_spec.shape.is_fully_defined():
+            return ds.map(prep, num_parallel_calls=calls)
+        chunks = ds.batch(PREP_CHUNK).map(lambda x, y: prep(x, y, (-1,)), num_parallel_calls=calls)
+        return chunks.unbatch()
+
+    return apply
 
 
 def _finish(ds: tf.data.Dataset, fn, prefetch: int, calls: Optional[int]) -> tf.data.Dataset:

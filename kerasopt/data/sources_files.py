@@ -29,6 +29,31 @@ def decode_image(data: tf.Tensor, size: list[int], channels: int) -> tf.Tensor:
     return image
 
 
+# Files decoded per map call. tf.data's cost per element and per function call dominated decoding of
+# small images: one call decoding a chunk in a loop fed ~1.7x the examples/s of one call per file
+# (8x8 PNGs resized to 32x32, 2 cores: ~37,000 vs ~22,000 ex/s at 64; 16: 34,000; 256: 42,000).
+# 64 keeps a chunk of large photos small in memory.
+DECODE_CHUNK = 64
+
+
+def decode_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, calls: int) -> tf.data.Dataset:
+    """``(path, bytes seen by the check, label)`` elements -> ``(image, int32 label)``, in order.
+
+    Decodes ``DECODE_CHUNK`` files per call of a parallel ``map`` and unbatches, so the order (and
+    with it a seeded run and an exact resume) is the same as one file per call.
+    """
+    spec = tf.TensorSpec([size[0], size[1], channels], tf.float32)
+
+    def one(args):
+        file, nbytes = args
+        return decode_image(size_guard(tf.io.read_file(file), nbytes, file), size, channels)
+
+    def chunk(file: tf.Tensor, nbytes: tf.Tensor, label: tf.Tensor):
+        return tf.map_fn(one, (file, nbytes), fn_output_signature=spec), tf.cast(label, tf.int32)
+
+    return files.batch(DECODE_CHUNK).map(chunk, num_parallel_calls=calls).unbatch()
+
+
 @SOURCES.register("image_dir")
 def load_image_dir(data: DataConfig, seed: int) -> SourceData:
     """``path/<class name>/*.png|jpg``: one sub-folder per class (sorted names -> class indices).
@@ -70,11 +95,7 @@ def load_image_dir(data: DataConfig, seed: int) -> SourceData:
 
     def make(indices: np.ndarray, shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
         ds = tf.data.Dataset.from_tensor_slices((paths[indices], sizes[indices], y[indices]))
-
-        def decode(file: tf.Tensor, nbytes: tf.Tensor, label: tf.Tensor):
-            return decode_image(size_guard(tf.io.read_file(file), nbytes, file), size, channels), label
-
-        return ds.map(decode, num_parallel_calls=calls), len(indices)
+        return decode_in_chunks(ds, size, channels, calls), len(indices)
 
     extras = {"image_size": size, "channels": channels}
     if skipped:
