@@ -6,8 +6,9 @@ Usage::
     python benchmarks/vs_keras.py --quick              # a few minutes: checks the harness, numbers mean little
     python benchmarks/vs_keras.py --suite gpu          # ResNet-50 224x224, batch 256: precision x XLA (needs a GPU)
 
-CPU suite, every run in a fresh process, runs interleaved (a, b, c, then b, c, a, ...) so
-machine noise hits every variant alike; medians over the repeats:
+CPU suite. Throughput: one process per model runs (a), (b), (c) interleaved (a, b, c, then b, c, a,
+...) so machine drift hits every variant of a round alike; ratios are medians of the per-round
+(paired) ratios. The other parts run each measurement in a fresh process, interleaved likewise:
 
 1. Throughput for the digits CNN, a small-image ResNet-18 and an LSTM on token sequences:
    (a) plain tf_keras ``model.fit`` on NumPy arrays (same model, data, batch, Adam 1e-3, float32,
@@ -57,7 +58,7 @@ VARIANTS = {
 def models(quick: bool) -> dict[str, dict]:
     """name -> (config, overrides, epochs); quick shrinks data and width, not the architecture."""
     digits = {"config": str(ROOT / "configs" / "digits_cnn.yaml"),
-              "set": {"name": "vs_keras_digits", "data.augment": {}}, "epochs": 3 if quick else 8,
+              "set": {"name": "vs_keras_digits", "data.augment": {}}, "epochs": 3 if quick else 8, "min_rounds": 6,
               "about": "configs/digits_cnn.yaml model (77k params), 1,437 train images 32x32x1, batch 128, "
                        "augmentation off"}
     resnet = {"config": {"name": "vs_keras_resnet18",
@@ -72,7 +73,7 @@ def models(quick: bool) -> dict[str, dict]:
                                 "vocab_size": 1000, "num_classes": 10, "num_examples": 1024 if quick else 4096,
                                 "batch_size": 128},
                        "model": {"type": "lstm", "units": 64, "embedding_dim": 64}},
-            "set": {}, "epochs": 3 if quick else 5,
+            "set": {}, "epochs": 3 if quick else 5, "min_rounds": 6,
             "about": "Embedding 64 + LSTM 64, synthetic token sequences of 64 ids, 3,277 train, batch 128"}
     return {"digits_cnn": digits, "resnet18": resnet, "lstm": lstm}
 
@@ -103,19 +104,25 @@ def rotated(items: list, r: int) -> list:
 
 
 def throughput_suite(args, result: dict, save) -> None:
+    """One process per model runs (a), (b), (c) interleaved, ``rounds`` times (``vs_keras_runs.run_interleaved``)."""
     specs = models(args.quick)
-    runs = result.setdefault("throughput", {m: {v: [] for v in VARIANTS} for m in specs})
-    for r in range(args.repeats):
-        for name, m in specs.items():
-            for v in rotated(list(VARIANTS), r):
-                over = {**COMMON, **m["set"], "train.epochs": m["epochs"], **VARIANTS[v]}
-                spec = {"kind": "plain" if v == "a" else "kerasopt", "config": m["config"], "overrides": over}
-                out = child(spec, args.timeout)
-                out["repeat"] = r
-                runs[name][v].append(out)
-                rate = f"{out['examples_per_sec']:,.0f} ex/s" if out.get("ok") else f"FAILED {out.get('error')}"
-                print(f"[repeat {r + 1}/{args.repeats}] {name} ({v}): {rate}  ({out['wall_s']:.0f} s)", flush=True)
-                save()
+    runs = result.setdefault("throughput", {})
+    for name, m in specs.items():
+        rounds = args.repeats if args.quick else max(args.repeats, m.get("min_rounds", 0))
+        variants = {v: {**COMMON, **m["set"], "train.epochs": m["epochs"], **VARIANTS[v]} for v in VARIANTS}
+        spec = {"kind": "interleaved", "config": m["config"], "variants": variants, "rounds": rounds}
+        print(f"throughput {name}: {rounds} rounds of a, b, c in one process ...", flush=True)
+        out = child(spec, args.timeout * rounds)
+        if not out.get("ok"):
+            runs[name] = {v: [{"ok": False, "error": out.get("error"), "repeat": r} for r in range(rounds)]
+                          for v in VARIANTS}
+            print(f"throughput {name}: FAILED {out.get('error')}", flush=True)
+        else:
+            runs[name] = out["runs"]
+            for v, rs in runs[name].items():
+                rates = ", ".join(f"{r['examples_per_sec']:,.0f}" if r.get("ok") else "failed" for r in rs)
+                print(f"throughput {name} ({v}): {rates} ex/s  ({out['wall_s']:.0f} s in all)", flush=True)
+        save()
     result["models"] = {k: v["about"] for k, v in specs.items()}
 
 

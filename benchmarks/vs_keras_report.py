@@ -14,15 +14,16 @@ def _med(values: list[float]) -> Optional[float]:
 
 
 def throughput_table(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, Any]]:
-    """Per model: median examples/s and epoch time of each variant, ratios of medians, paired ratios.
+    """Per model: median examples/s and epoch time of each variant, ratios of medians, and the median of
+    the per-repeat (paired) ratios, which the targets use.
 
     Example:
         >>> runs = {"m": {"a": [{"ok": True, "examples_per_sec": 100.0, "epoch_s_median": 2.0, "repeat": 0}],
         ...               "b": [{"ok": True, "examples_per_sec": 98.0, "epoch_s_median": 2.1, "repeat": 0}],
         ...               "c": [{"ok": True, "examples_per_sec": 150.0, "epoch_s_median": 1.5, "repeat": 0}]}}
         >>> t = throughput_table(runs)["m"]
-        >>> round(t["b/a"], 2), round(t["c/a"], 2)
-        (0.98, 1.5)
+        >>> round(t["b/a"], 2), round(t["c/a"], 2), round(t["b/a paired"], 2)
+        (0.98, 1.5, 0.98)
     """
     out: dict[str, dict[str, Any]] = {}
     for model, by_v in runs.items():
@@ -40,6 +41,7 @@ def throughput_table(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
             pairs = {r["repeat"]: r["examples_per_sec"] for r in by_v.get("a", []) if r.get("ok")}
             row[f"{v}/a per repeat"] = [r["examples_per_sec"] / pairs[r["repeat"]] for r in by_v.get(v, [])
                                         if r.get("ok") and r.get("repeat") in pairs]
+            row[f"{v}/a paired"] = _med(row[f"{v}/a per repeat"])
         out[model] = row
     return out
 
@@ -68,23 +70,27 @@ def markdown(result: dict) -> str:
     if "throughput" in result:
         table = throughput_table(result["throughput"])
         result["throughput_summary"] = table
-        lines += [f"Training throughput, examples/s (median of {result['repeats']} interleaved repeats; "
-                  "epochs after the first, timed to the start of validation):", "",
-                  f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | "
-                  "epoch s a / b / c | (c) chose |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"Training throughput, examples/s (median over the rounds; epochs after the first, timed to the "
+                  "start of validation). b/a and c/a: median of the per-round ratios, (a), (b) and (c) of a round "
+                  "run back to back in one process:", "",
+                  f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | b/a per round | "
+                  "epoch s a / b / c | (c) chose |", "|---|---|---|---|---|---|---|---|---|"]
         for model, row in table.items():
             c = row.get("c", {})
             chose = f"{c.get('precision')}, XLA {'on' if c.get('jit_compile') else 'off'}" if c.get("precision") else ""
+            per_round = " ".join(f"{x:.2f}" for x in row.get("b/a per repeat", []))
             lines.append(
                 f"| {model} | {_f(row['a']['examples_per_sec'])} | {_f(row['b']['examples_per_sec'])} | "
-                f"{_f(c.get('examples_per_sec'))} | {_f(row['b/a'], '.3f')} | {_f(row['c/a'], '.2f')} | "
-                f"{_f(row['a']['epoch_s'], '.2f')} / {_f(row['b']['epoch_s'], '.2f')} / {_f(c.get('epoch_s'), '.2f')} "
-                f"| {chose} |")
-            if row["b/a"] is not None:
-                targets.append(f"- (b)/(a) >= 0.97 for {model}: {row['b/a']:.3f}, {check(row['b/a'] >= 0.97)}")
+                f"{_f(c.get('examples_per_sec'))} | {_f(row['b/a paired'], '.3f')} | {_f(row['c/a paired'], '.2f')} | "
+                f"{per_round} | {_f(row['a']['epoch_s'], '.2f')} / {_f(row['b']['epoch_s'], '.2f')} / "
+                f"{_f(c.get('epoch_s'), '.2f')} | {chose} |")
+            if row["b/a paired"] is not None:
+                targets.append(f"- (b)/(a) >= 0.97 for {model}: {row['b/a paired']:.3f}, "
+                               f"{check(row['b/a paired'] >= 0.97)}")
         d = table.get("digits_cnn", {})
-        if d.get("c/a") is not None:
-            targets.append(f"- (c)/(a) >= 1.3 for the digits CNN: {d['c/a']:.2f}, {check(d['c/a'] >= 1.3)}")
+        if d.get("c/a paired") is not None:
+            targets.append(f"- (c)/(a) >= 1.3 for the digits CNN: {d['c/a paired']:.2f}, "
+                           f"{check(d['c/a paired'] >= 1.3)}")
         lines.append("")
     if "time_to_accuracy" in result:
         t = result["time_to_accuracy"]

@@ -8,6 +8,10 @@ Kinds of run (``spec["kind"]``):
   architecture (``kerasopt.models.build_model``). Nothing else of kerasopt takes part.
 - ``kerasopt``: (b)/(c) the real ``kerasopt.fit`` (run directory, default callbacks, checkpoints,
   TensorBoard, NaN guard...), with ``EpochTimer`` appended after kerasopt's own callbacks.
+- ``interleaved``: (a), (b) and (c) of one model in this one process, ``rounds`` times in rotated order
+  (a b c, b c a, c a b, ...), ``keras.backend.clear_session()`` before each: machine drift and process
+  luck (memory layout, a noisy neighbour) hit every variant of a round alike, so per-round ratios are
+  paired.
 - ``tta_recipe``: ``configs/digits_cnn.yaml`` as shipped; time to ``threshold`` val accuracy.
 - ``tta_baseline``: a hand-written plain-Keras CNN like the recipe's without BatchNorm, Adam 1e-3,
   batch 64, same split.
@@ -140,7 +144,31 @@ def run_tta_baseline(spec: dict) -> dict:
             "jit_compile": False}
 
 
-KINDS = {"plain": run_plain, "kerasopt": run_kerasopt_throughput, "tta_recipe": run_tta_recipe,
+def run_interleaved(spec: dict) -> dict:
+    from kerasopt._keras import keras
+
+    variants: dict = spec["variants"]  # name -> overrides; "a" is the plain baseline
+    names = list(variants)
+    runs: dict = {v: [] for v in names}
+    for r in range(int(spec["rounds"])):
+        k = r % len(names)
+        order = names[k:] + names[:k]
+        for pos, v in enumerate(order):
+            keras.backend.clear_session()
+            sub = {"config": spec["config"], "overrides": variants[v]}
+            t0 = time.perf_counter()
+            try:
+                res = {"ok": True, **(run_plain(sub) if v == "a" else run_kerasopt_throughput(sub))}
+            except Exception as e:  # noqa: BLE001 - recorded; the other runs go on
+                res = {"ok": False, "error": f"{type(e).__name__}: {str(e).strip()[:300]}"}
+            res.update(repeat=r, position=pos, wall_s=time.perf_counter() - t0)
+            runs[v].append(res)
+            rate = f"{res['examples_per_sec']:,.0f} ex/s" if res["ok"] else f"FAILED {res['error']}"
+            print(f"[round {r + 1}/{spec['rounds']}] ({v}): {rate}", file=sys.stderr, flush=True)
+    return {"runs": runs}
+
+
+KINDS = {"plain": run_plain, "kerasopt": run_kerasopt_throughput, "interleaved": run_interleaved, "tta_recipe": run_tta_recipe,
          "tta_baseline": run_tta_baseline}
 
 
