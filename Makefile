@@ -58,3 +58,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/horovod_scaling.py
 	$(BIN)/python benchmarks/compression.py
 	$(BIN)/python benchmarks/vs_keras.py
+	$(BIN)/python benchmarks/cpu_levers.py

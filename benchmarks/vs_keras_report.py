@@ -70,7 +70,7 @@ def markdown(result: dict) -> str:
     if "throughput" in result:
         table = throughput_table(result["throughput"])
         result["throughput_summary"] = table
-        lines += [f"Training throughput, examples/s (median over the rounds; epochs after the first, timed to the "
+        lines += ["Training throughput, examples/s (median over the rounds; epochs after the first, timed to the "
                   "start of validation). b/a and c/a: median of the per-round ratios, (a), (b) and (c) of a round "
                   "run back to back in one process:", "",
                   f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | b/a per round | "

@@ -168,8 +168,8 @@ def run_interleaved(spec: dict) -> dict:
     return {"runs": runs}
 
 
-KINDS = {"plain": run_plain, "kerasopt": run_kerasopt_throughput, "interleaved": run_interleaved, "tta_recipe": run_tta_recipe,
-         "tta_baseline": run_tta_baseline}
+KINDS = {"plain": run_plain, "kerasopt": run_kerasopt_throughput, "interleaved": run_interleaved,
+         "tta_recipe": run_tta_recipe, "tta_baseline": run_tta_baseline}
 
 
 def main() -> int:

@@ -279,6 +279,8 @@ class AtomicCheckpoint(StatefulCallback):
             missing = self.agree(missing)
         if missing:  # the starting point NaN recovery can fall back to
             self.save("last", epoch=self._epoch, batch=0)
+        if self.every_n_steps:
+            self._step_seen = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
         # A resumed partial epoch starts counting at the batches already done (set_position);
@@ -286,7 +288,8 @@ class AtomicCheckpoint(StatefulCallback):
         start = getattr(self, "_start_at", None)
         self._start_at = None
         self._epoch = epoch
-        self._batches_done = start[1] if start is not None and start[0] == epoch else 0
+        self._offset = start[1] if start is not None and start[0] == epoch else 0
+        self._batches_done = self._offset
 
     def set_position(self, epoch: int, batches_done: int) -> None:
         """Where a resumed, partial epoch starts (the loop calls this before fitting)."""
@@ -294,18 +297,27 @@ class AtomicCheckpoint(StatefulCallback):
         self._start_at = (epoch, batches_done)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._batches_done += 1
+        # ``batch`` is the index of the last batch run in this fit's epoch: with steps_per_execution
+        # k > 1 Keras calls this once per k batches, so counting calls would under-count.
+        self._batches_done = getattr(self, "_offset", 0) + batch + 1
         n = self.every_n_steps
+        if not n:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        # A save is due when the step count has passed a multiple of n since the last call (with
+        # steps_per_execution k the count moves by k per call and may jump over the multiple itself).
+        seen = getattr(self, "_step_seen", step - 1)
+        self._step_seen = step
+        if step // n <= seen // n:
+            return
         # The epoch's last batch is saved by on_epoch_end, after validation and the history row: a
         # step save here, then a kill before the epoch ends, would resume past an epoch never logged.
         steps = (getattr(self, "params", None) or {}).get("steps")
         if steps and batch + 1 >= steps:
             return
-        if n and not self.skip_save() and _finite(logs or {}):
-            step = int(self.model.optimizer.iterations.numpy())
-            if step and step % n == 0 and step != getattr(self, "_last_step_saved", None):
-                self._last_step_saved = step
-                self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
+        if not self.skip_save() and _finite(logs or {}) and step != getattr(self, "_last_step_saved", None):
+            self._last_step_saved = step
+            self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
 
     def save_partial(self, logs: Optional[dict] = None) -> Path:
         """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done."""

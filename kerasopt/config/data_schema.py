@@ -89,10 +89,13 @@ class DataConfig(Strict):
     # Pipeline defaults, measured with `kerasopt bench` on digits as PNG files (image_dir, decode + resize
     # + augmentation, batch 128) on the 2-core CPU; see benchmarks/BENCHMARKS.md:
     # - cache: decoding every epoch cut end-to-end training ~1.5x; examples are small next to memory.
-    # - num_parallel_calls AUTOTUNE: the pipeline alone fed ~1.6x more than with one call (9,000 vs
-    #   5,500 examples/s, ~6x what the digits CNN trains at).
+    # - num_parallel_calls AUTOTUNE: the pipeline alone fed ~1.6x more than with one call. Files are
+    #   decoded and examples prepared 64 per call (kerasopt/data/pipeline.py), which doubled what the
+    #   pipeline alone feeds (19,500 examples/s, 9.3x what the digits CNN trains at). Caveat on 2 cores:
+    #   end to end, with the cache, one call trained 1.18-1.29x faster in two runs (the input threads
+    #   take cores from the step); kept AUTOTUNE, tf.data's advice for hosts with cores to spare.
     # - prefetch AUTOTUNE: overlaps the next batch with the step (tf.data's advice); on 2 busy cores
-    #   prefetch 0 vs AUTOTUNE was within the noise.
+    #   prefetch 0 vs AUTOTUNE end to end was 1.02x and 1.16x in two runs.
     cache: bool = Field(True, description="cache decoded examples in memory after the first epoch (decoding "
                         "PNGs every epoch trained ~1.5x slower)")
     num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE (decode fed ~1.6x more "

@@ -181,8 +181,10 @@ class TrainConfig(Strict):
     )
     metrics: Optional[list[str]] = Field(None, description="default: accuracy, or mae for regression")
     grad_accum_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    # 1: callbacks (NaN guard, mid-epoch checkpoints, SIGTERM, progress) see every batch. A call costs
-    # ~0.8 ms of overhead (tiny MLP, 8 vs 1), about 1% of a digits-CNN step: raise it only for tiny models.
+    # 1: callbacks (NaN guard, mid-epoch checkpoints, SIGTERM, progress) see every batch. On the 2-core
+    # CPU, 4 trained the digits CNN 1.14x faster (median of 8 paired rounds, benchmarks/cpu_levers.py;
+    # 0.96x-1.59x per round) and the LSTM ~1.05x; ResNet-18 not measurably. It stays 1 because the NaN
+    # guard, SIGTERM and the progress bar then act once per k batches; checkpoints and resume stay exact.
     steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call; callbacks "
                                      "see one batch per call")
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")

@@ -108,10 +108,12 @@ def local_copy(model: keras.Model, build: Callable[[], keras.Model]) -> keras.Mo
 
 
 def scratch_tensorboard(**kwargs) -> keras.callbacks.TensorBoard:
+    from kerasopt.callbacks.tensorboard import TensorBoard
+
     """TensorBoard for a non-chief worker: the same summaries (and collectives) into a temporary
     folder that is removed at the end of each ``fit``."""
 
-    class ScratchTensorBoard(keras.callbacks.TensorBoard):
+    class ScratchTensorBoard(TensorBoard):
         def on_train_end(self, logs=None):
             super().on_train_end(logs)
             shutil.rmtree(self.log_dir, ignore_errors=True)

@@ -22,6 +22,7 @@ from kerasopt.callbacks.lr_logger import LearningRateLogger
 from kerasopt.callbacks.nan_guard import NaNGuard
 from kerasopt.callbacks.progress import ProgressDisplay
 from kerasopt.callbacks.signals import GracefulStop
+from kerasopt.callbacks.tensorboard import TensorBoard
 from kerasopt.callbacks.throughput import Throughput
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
@@ -124,7 +125,7 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         tb = c.tensorboard
         kw = dict(histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, update_freq=tb.update_freq)
         if chief:
-            named["tensorboard"] = keras.callbacks.TensorBoard(
+            named["tensorboard"] = TensorBoard(
                 log_dir=str(rd.tensorboard), profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0,
                 **kw)
         else:  # weight histograms are collectives under multi_worker: the others log into scratch too

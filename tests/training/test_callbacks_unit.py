@@ -122,3 +122,25 @@ def test_lr_logger_reports_the_scheduled_lr():
                  callbacks=[LearningRateLogger()])
     # 2 steps an epoch; the LR at the start of epochs 0, 1, 2 is at step 0, 2, 4
     assert hist.history["lr"] == pytest.approx([0.25, 0.75, 1.0])
+
+
+@pytest.mark.parametrize("spe, expected", [(1, [(5, 5)]), (3, [(6, 6)]), (4, [(8, 8)])])
+def test_mid_epoch_saves_count_batches_with_steps_per_execution(tmp_path, spe, expected):
+    # 10 batches, every_n_steps 5. Keras calls the batch hook after the last batch of each execution:
+    # spe 3 -> after batches 3, 6, 9, 10; the step count passes 5 at the call after batch 6, whose
+    # checkpoint must say 6 batches done (not 2 calls). Batch 10 ends the epoch: saved at epoch end.
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    m.compile(keras.optimizers.SGD(0.01), "mse", steps_per_execution=spe)
+    saves = []
+
+    class Recording(AtomicCheckpoint):
+        def save(self, which, epoch, batch, logs=None, value=None):
+            if which == "last" and batch:
+                saves.append((batch, int(self.model.optimizer.iterations.numpy())))
+            return super().save(which, epoch=epoch, batch=batch, logs=logs, value=value)
+
+    cb = Recording(tmp_path, monitor="loss", mode="min", every_n_steps=5)
+    m.fit(np.ones((40, 3)), np.zeros((40, 2)), batch_size=4, epochs=1, verbose=0, callbacks=[cb], shuffle=False)
+    assert saves == expected
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["epoch"] == 1

@@ -108,3 +108,30 @@ def test_sigterm_saves_mid_epoch_and_resume_matches(reference, tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     worst = _assert_same(ref, _weights(run))
     print(f"SIGTERM at step {meta['step']} (epoch {meta['epoch'] + 1}, batch {meta['batch']}): max |dw| = {worst:g}")
+
+
+def test_sigterm_with_steps_per_execution_resumes_exactly(tmp_path):
+    # steps_per_execution 3: Keras calls the batch hooks once per 3 batches (9 batches an epoch: after
+    # batches 3, 6 and 9). The checkpoint must record batches, not calls, or the resumed run skips
+    # the wrong number of batches; every_n_steps 5 must still save although the step count jumps
+    # over multiples of 5.
+    cfg = {**CFG, "train": {**CFG["train"], "epochs": 30, "steps_per_execution": 3}}
+    cfg_path = tmp_path / "spe.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    ref = subprocess.run([KERASOPT, "fit", str(cfg_path), "--run-dir", str(tmp_path / "ref")], capture_output=True,
+                         text=True, timeout=600)
+    assert ref.returncode == 0, ref.stdout[-2000:] + ref.stderr[-2000:]
+    run = tmp_path / "term"
+    proc = _start(cfg_path, run)
+    _wait_for_step(proc, run, 100)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "stopped by SIGTERM" in output, output[-2000:]
+    meta = json.loads((run / "checkpoints" / "last" / "meta.json").read_text())
+    assert meta["batch"] % 3 == 0 and meta["step"] == 9 * meta["epoch"] + meta["batch"]
+    out = subprocess.run([KERASOPT, "fit", str(cfg_path), "--run-dir", str(run), "--resume"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    worst = _assert_same(_weights(tmp_path / "ref"), _weights(run))
+    print(f"steps_per_execution 3, SIGTERM at step {meta['step']} (epoch {meta['epoch'] + 1}, batch "
+          f"{meta['batch']}): max |dw| = {worst:g}")
