@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import math
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -19,12 +22,36 @@ def console_print(msg: str) -> None:
 
 
 def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None:
-    vals = history.get(key)
-    if not vals:
+    vals = history.get(key) or []
+    kept = [i for i, v in enumerate(vals) if math.isfinite(v)]  # a NaN epoch is never the best
+    if not kept:
         return None
     maximize = any(s in key for s in ("acc", "auc", "precision", "recall"))
-    idx = max(range(len(vals)), key=vals.__getitem__) if maximize else min(range(len(vals)), key=vals.__getitem__)
+    idx = max(kept, key=vals.__getitem__) if maximize else min(kept, key=vals.__getitem__)
     return vals[idx], idx
+
+
+def read_history_csv(path: Path) -> dict[str, list[float]]:
+    """``history.csv`` (Keras' CSVLogger, one row per epoch from the run's start) -> ``{key: values}``.
+
+    Example:
+        >>> # epoch,loss,val_accuracy / 0,0.9,0.5 / 1,0.4,0.8  ->  {"loss": [0.9, 0.4], "val_accuracy": [0.5, 0.8]}
+    """
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return {}
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text not in (None, "") else float("nan")
+        except ValueError:
+            return float("nan")
+
+    rows.sort(key=lambda r: number(r.get("epoch")))
+    keys = [k for k in (rows[0].keys() if rows else []) if k and k != "epoch"]
+    return {k: [number(r.get(k)) for r in rows] for k in keys}
 
 
 def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, Any]:
@@ -50,9 +77,16 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
                                                                name=cfg.name)
     tput = history.get("examples_per_sec", [])
     epochs_run = len(next(iter(history.values()), []))
+    summary = summarize(history, initial_epoch)
+    if initial_epoch and write:
+        # A resumed segment's history starts at initial_epoch; history.csv holds every epoch of the
+        # run (rows of a rewound epoch were trimmed), so "best" is over the whole run.
+        whole = read_history_csv(rd.history)
+        if len(next(iter(whole.values()), [])) == initial_epoch + len(next(iter(history.values()), [])):
+            summary["best"] = {k: v for k, v in summarize(whole, 0)["best"].items() if k in summary["final"]}
     metrics: dict[str, Any] = {
         "name": cfg.name,
-        **summarize(history, initial_epoch),
+        **summary,
         "epochs_run": epochs_run,
         "last_epoch": initial_epoch + epochs_run,
         "resumed_from_epoch": initial_epoch or None,
@@ -67,7 +101,9 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
         "strategy": choice.as_dict(),
         "parameters": int(model.count_params()),
         "data": {"input_shape": list(spec.input_shape), "task": spec.task, "num_classes": spec.num_classes,
-                 "num_train": spec.num_train, "num_val": spec.num_val, "steps_per_epoch": bundle.steps_per_epoch},
+                 "num_train": spec.num_train, "num_val": spec.num_val, "steps_per_epoch": bundle.steps_per_epoch,
+                 # data.on_bad_file: skip -> what was left out, so the run record says it
+                 **({"skipped": list(spec.extras["skipped_files"])} if spec.extras.get("skipped_files") else {})},
         "exports": exports,
     }
     ck = named.get("checkpoint")

@@ -118,6 +118,7 @@ def test_skip_logs_each_file_and_the_count_then_trains(tmp_path, caplog, fault_r
     metrics = json.loads((tmp_path / "runs" / "skip" / "metrics.json").read_text())
     # 8 good images: validation is ceil(8 * 0.25) = 2 of them
     assert (metrics["data"]["num_train"], metrics["data"]["num_val"]) == (6, 2)
+    assert sorted(metrics["data"]["skipped"]) == sorted([str(root / "cats" / "0.png"), str(root / "dogs" / "1.jpeg")])
     assert metrics["epochs_run"] == 1
     fault_record("image_dir: truncated PNG + empty JPEG with on_bad_file: skip",
                  "skipped 2 of 10 files (each logged with its reason), trained on the 8 others")

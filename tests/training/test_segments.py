@@ -68,3 +68,36 @@ def test_fit_then_resume_writes_cumulative_totals(tmp_path):
     rates = first["throughput"]["examples_per_sec"] + m["throughput"]["examples_per_sec"]
     assert len(rates) == 5 and t["examples_per_sec_median"] == pytest.approx(sorted(rates)[2])
     assert any(line.startswith("whole run: 2 segments, 5 epochs") for line in lines)
+
+
+def test_best_after_resume_covers_the_whole_run(tmp_path):
+    import csv
+
+    cfg = {
+        "name": "segbest", "seed": 1,
+        "data": {"source": "sklearn", "name": "iris", "batch_size": 16, "normalize": "standard"},
+        "model": {"type": "mlp", "hidden_units": [8]},
+        "train": {"epochs": 2, "optimizer": {"type": "adam", "learning_rate": 0.01}, "verbose": 0},
+        "callbacks": {"tensorboard": {"enabled": False}},
+        "export": {"formats": ["keras"]}, "report": False,
+    }
+    rd = tmp_path / "run"
+    kerasopt.fit(cfg, run_dir=str(rd), print_fn=lambda s: None)
+    # Make epoch 1 (row 0) the best of the whole run by far, so only a "best" that reads the first
+    # segment can report it: val_loss 0.001 and val_accuracy 1.0 there.
+    with open(rd / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0].update(val_loss="0.001", val_accuracy="1.0")
+    with open(rd / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    m = kerasopt.fit(cfg, {"train.epochs": 4}, run_dir=str(rd), resume=True, print_fn=lambda s: None).metrics
+    assert m["best"]["val_loss"] == {"value": 0.001, "epoch": 1}
+    assert m["best"]["val_accuracy"] == {"value": 1.0, "epoch": 1}
+    # the other keys: best over all 4 rows of history.csv, epochs 1-based from the run's start
+    with open(rd / "history.csv", newline="") as f:
+        losses = [float(r["loss"]) for r in csv.DictReader(f)]
+    assert len(losses) == 4
+    assert m["best"]["loss"] == {"value": pytest.approx(min(losses)), "epoch": losses.index(min(losses)) + 1}
+    assert json.loads((rd / "metrics.json").read_text())["best"] == m["best"]
