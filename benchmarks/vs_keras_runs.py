@@ -150,10 +150,10 @@ def run_interleaved(spec: dict) -> dict:
     variants: dict = spec["variants"]  # name -> overrides; "a" is the plain baseline
     names = list(variants)
     runs: dict = {v: [] for v in names}
+    from vs_keras import rotated
+
     for r in range(int(spec["rounds"])):
-        k = r % len(names)
-        order = names[k:] + names[:k]
-        for pos, v in enumerate(order):
+        for pos, v in enumerate(rotated(names, r)):
             keras.backend.clear_session()
             sub = {"config": spec["config"], "overrides": variants[v]}
             t0 = time.perf_counter()

@@ -234,6 +234,8 @@ class AtomicCheckpoint(StatefulCallback):
         self.top_k: list[tuple[float, int]] = []  # (value, epoch)
         self._epoch = 0
         self._batches_done = 0
+        self._offset = 0  # batches of the epoch done before this fit (a resumed partial epoch)
+        self._step_seen: Optional[int] = None  # optimizer step at the last batch hook
 
     # -- state --------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -299,14 +301,14 @@ class AtomicCheckpoint(StatefulCallback):
     def on_train_batch_end(self, batch, logs=None):
         # ``batch`` is the index of the last batch run in this fit's epoch: with steps_per_execution
         # k > 1 Keras calls this once per k batches, so counting calls would under-count.
-        self._batches_done = getattr(self, "_offset", 0) + batch + 1
+        self._batches_done = self._offset + batch + 1
         n = self.every_n_steps
         if not n:
             return
         step = int(self.model.optimizer.iterations.numpy())
         # A save is due when the step count has passed a multiple of n since the last call (with
         # steps_per_execution k the count moves by k per call and may jump over the multiple itself).
-        seen = getattr(self, "_step_seen", step - 1)
+        seen = step - 1 if self._step_seen is None else self._step_seen
         self._step_seen = step
         if step // n <= seen // n:
             return

@@ -58,7 +58,14 @@ def _import_quietly():
 
 tf, keras = _import_quietly()
 
-__all__ = ["keras", "tf", "is_tf_keras_model", "quiet_native_stderr"]
+__all__ = ["keras", "tf", "gpus", "is_tf_keras_model", "quiet_native_stderr"]
+
+
+def gpus() -> list:
+    """``tf.config.list_physical_devices("GPU")`` without the cuInit error line TensorFlow prints
+    on its first device query on a machine without a GPU (later queries are cached and silent)."""
+    with quiet_native_stderr():
+        return tf.config.list_physical_devices("GPU")
 
 
 def is_tf_keras_model(obj: object) -> bool:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kerasopt._keras import keras, tf
+from kerasopt._keras import gpus, keras, tf
 from kerasopt.bench.measure import StepTimer
 from kerasopt.bench.stats import StepRecorder
 from kerasopt.config.schema import ExperimentConfig
@@ -36,7 +36,7 @@ def peak_rss_mb() -> float:
 
 def device_peak_mb() -> Optional[float]:
     """Peak memory TensorFlow allocated on the first GPU in MiB; None without a GPU."""
-    if not tf.config.list_physical_devices("GPU"):
+    if not gpus():
         return None
     try:
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from kerasopt._keras import keras, tf
+from kerasopt._keras import gpus, keras, tf
 from kerasopt.errors import ConfigError
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -111,7 +111,7 @@ def onnx_runner(path: Path, threads: int = 1) -> Predict:
 
 def tensorrt_available() -> tuple[bool, str]:
     """Whether TF-TRT can run here, and why not."""
-    if not tf.config.list_physical_devices("GPU"):
+    if not gpus():
         return False, "no GPU is visible to TensorFlow (TF-TRT runs on NVIDIA GPUs)"
     try:
         from tensorflow.python.compiler.tensorrt import trt_convert as trt

@@ -22,7 +22,7 @@ from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.data.source_base import SourceData
 from kerasopt.data.sources import load_source
-from kerasopt.data.sources_files import parallel
+from kerasopt.data.sources_files import DECODE_CHUNK, parallel
 from kerasopt.data.spec import DataSpec
 from kerasopt.data.split import shard_indices, split_indices
 from kerasopt.data.transforms import batch_transform, build_augmenter, check_image, compute_normalizer
@@ -230,10 +230,9 @@ def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
     return y.astype(np.int32), task
 
 
-# Examples prepared per map call. tf.data's cost per element and per call dominated the cast/resize of
-# small examples: a map over chunks of 64 (vectorized), then unbatch, fed about twice the examples/s
-# of one call per example on 2 cores (benchmarks/BENCHMARKS.md, input pipeline).
-PREP_CHUNK = 64
+# Examples prepared per map call: as for decoding (DECODE_CHUNK's comment), one call per example cost
+# more than the cast/resize itself; chunks of 64, then unbatch, fed about twice the examples/s.
+PREP_CHUNK = DECODE_CHUNK
 
 
 def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype: tf.DType,

@@ -63,9 +63,10 @@ def init_horovod() -> ModuleType:
         )
     hvd = import_hvd()
     hvd.init()
+    from kerasopt._keras import gpus as list_gpus
     from kerasopt._keras import tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = list_gpus()
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     if gpus:

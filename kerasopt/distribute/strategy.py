@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Optional
 
+from kerasopt._keras import gpus as list_gpus
 from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.distribute.horovod import init_horovod, launched_by_horovodrun
@@ -55,7 +56,7 @@ def choose_strategy(cfg: ExperimentConfig) -> StrategyChoice:
         'none'
     """
     backend = cfg.distribute.backend
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = list_gpus()
     task = None if backend == "auto" and launched_by_horovodrun() else multi_worker_task(backend)
     if backend == "auto":
         if launched_by_horovodrun():

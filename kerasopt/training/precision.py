@@ -64,10 +64,10 @@ def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 
 def detect_device() -> DeviceInfo:
     """Ask TensorFlow which GPUs are visible and read the CPU flags."""
-    from kerasopt._keras import quiet_native_stderr, tf
+    from kerasopt._keras import gpus as list_gpus
+    from kerasopt._keras import tf
 
-    with quiet_native_stderr():  # cuInit noise on machines without a GPU
-        gpus = tf.config.list_physical_devices("GPU")
+    gpus = list_gpus()
     cc, name = None, None
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])

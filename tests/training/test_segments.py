@@ -9,6 +9,14 @@ from kerasopt.training.segments import merge_segments, read_previous, segment_en
 
 FIRST = {"resumed_from_epoch": None, "last_epoch": 3, "epochs_run": 3, "wall_time_s": 10.0, "fit_time_s": 8.0,
          "throughput": {"examples_per_sec": [100.0, 200.0, 300.0]}}
+IRIS = {  # a two-epoch run to resume
+    "name": "seg", "seed": 1,
+    "data": {"source": "sklearn", "name": "iris", "batch_size": 16, "normalize": "standard"},
+    "model": {"type": "mlp", "hidden_units": [8]},
+    "train": {"epochs": 2, "optimizer": {"type": "adam", "learning_rate": 0.01}, "verbose": 0},
+    "callbacks": {"tensorboard": {"enabled": False}},
+    "export": {"formats": ["keras"]}, "report": False,
+}
 SECOND = {"resumed_from_epoch": 3, "last_epoch": 5, "epochs_run": 2, "wall_time_s": 6.5, "fit_time_s": 4.25,
           "throughput": {"examples_per_sec": [400.0, 500.0]}}
 
@@ -43,14 +51,7 @@ def test_read_previous_tolerates_a_missing_or_broken_file(tmp_path):
 
 
 def test_fit_then_resume_writes_cumulative_totals(tmp_path):
-    cfg = {
-        "name": "seg", "seed": 1,
-        "data": {"source": "sklearn", "name": "iris", "batch_size": 16, "normalize": "standard"},
-        "model": {"type": "mlp", "hidden_units": [8]},
-        "train": {"epochs": 2, "optimizer": {"type": "adam", "learning_rate": 0.01}, "verbose": 0},
-        "callbacks": {"tensorboard": {"enabled": False}},
-        "export": {"formats": ["keras"]}, "report": False,
-    }
+    cfg = IRIS
     rd = tmp_path / "run"
     first = kerasopt.fit(cfg, run_dir=str(rd), print_fn=lambda s: None).metrics
     assert first["total"]["segments"] == 1 and first["total"]["wall_time_s"] == first["wall_time_s"]
@@ -73,14 +74,7 @@ def test_fit_then_resume_writes_cumulative_totals(tmp_path):
 def test_best_after_resume_covers_the_whole_run(tmp_path):
     import csv
 
-    cfg = {
-        "name": "segbest", "seed": 1,
-        "data": {"source": "sklearn", "name": "iris", "batch_size": 16, "normalize": "standard"},
-        "model": {"type": "mlp", "hidden_units": [8]},
-        "train": {"epochs": 2, "optimizer": {"type": "adam", "learning_rate": 0.01}, "verbose": 0},
-        "callbacks": {"tensorboard": {"enabled": False}},
-        "export": {"formats": ["keras"]}, "report": False,
-    }
+    cfg = {**IRIS, "name": "segbest"}
     rd = tmp_path / "run"
     kerasopt.fit(cfg, run_dir=str(rd), print_fn=lambda s: None)
     # Make epoch 1 (row 0) the best of the whole run by far, so only a "best" that reads the first
