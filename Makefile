@@ -59,3 +59,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/compression.py
 	$(BIN)/python benchmarks/vs_keras.py
 	$(BIN)/python benchmarks/cpu_levers.py
+	$(BIN)/python benchmarks/scale.py

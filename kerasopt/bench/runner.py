@@ -72,6 +72,7 @@ def build_trainable(cfg: ExperimentConfig) -> Trainable:
     from kerasopt.models import build_model
     from kerasopt.training import compile as comp
     from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
+    from kerasopt.training.calibrate import resolve_decision
     from kerasopt.training.optimizers import build_optimizer
     from kerasopt.training.precision import apply_policy, decide_precision, detect_device
     from kerasopt.training.schedules import build_schedule
@@ -80,8 +81,11 @@ def build_trainable(cfg: ExperimentConfig) -> Trainable:
     choice = choose_strategy(cfg)  # first, as in fit: a multi-worker strategy must precede every TF op
     set_seed(cfg.seed)
     keras.backend.experimental.enable_tf_random_generator()
-    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, detect_device(), cfg.model.type)
+    device = detect_device()
+    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, device, cfg.model.type)
     bundle = build_datasets(cfg)
+    # as fit: on a CPU, what is auto is timed on the real model or read from the calibration cache
+    decision = resolve_decision(cfg, bundle.spec, device, decision, choice=choice)
     steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
     apply_policy(decision.policy)
     with choice.strategy.scope():
@@ -160,6 +164,7 @@ def measure_training(cfg: ExperimentConfig, *, synthetic: bool, steps: int, warm
     return {
         "stats": timer.stats().as_dict(), "setup_s": setup_s, "batch_size": t.bundle.batch_size,
         "precision": t.decision.policy, "jit_compile": t.decision.jit_compile, "device": t.decision.device,
+        "precision_reason": t.decision.reason,
         "parameters": t.parameters, "input_shape": list(t.bundle.spec.input_shape),
     }
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import re
+from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +32,32 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     "label_key": ("tfrecord", "tfds"),
     "on_bad_file": ("image_dir", "tfrecord"),
 }
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Union[float, str]) -> tuple[str, float]:
+    """``data.cache_budget`` -> ``("auto", 0)``, ``("fraction", f)`` or ``("bytes", n)``.
+
+    Example:
+        >>> parse_size("1.5GB"), parse_size(0.25), parse_size("512MiB")
+        (('bytes', 1500000000.0), ('fraction', 0.25), ('bytes', 536870912.0))
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto", 0.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 0 < value <= 1:
+            return "fraction", float(value)
+        if value > 1:
+            return "bytes", float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if m and m.group(2).lower() in _UNITS and float(m.group(1)) > 0:
+            return "bytes", float(m.group(1)) * _UNITS[m.group(2).lower()]
+    raise ValueError(f"must be auto, a size such as '2GB' or '512MiB', or a fraction of available RAM in "
+                     f"(0, 1]. Received: {value!r}")
 
 
 class AugmentConfig(Strict):
@@ -86,18 +113,17 @@ class DataConfig(Strict):
     validation_split: float = Field(0.2, description="fraction held out, seeded and deterministic")
     batch_size: int = Field(64, gt=0, description="global batch size (all replicas together)")
     shuffle_buffer: int = Field(10_000, ge=0, description="0 disables shuffling")
-    # Pipeline defaults, measured with `kerasopt bench` on digits as PNG files (image_dir, decode + resize
-    # + augmentation, batch 128) on the 2-core CPU; see benchmarks/BENCHMARKS.md:
-    # - cache: decoding every epoch cut end-to-end training ~1.5x; examples are small next to memory.
-    # - num_parallel_calls AUTOTUNE: the pipeline alone fed ~1.6x more than with one call. Files are
-    #   decoded and examples prepared 64 per call (kerasopt/data/pipeline.py), which doubled what the
-    #   pipeline alone feeds (19,500 examples/s, 9.3x what the digits CNN trains at). Caveat on 2 cores:
-    #   end to end, with the cache, one call trained 1.18-1.29x faster in two runs (the input threads
-    #   take cores from the step); kept AUTOTUNE, tf.data's advice for hosts with cores to spare.
-    # - prefetch AUTOTUNE: overlaps the next batch with the step (tf.data's advice); on 2 busy cores
-    #   prefetch 0 vs AUTOTUNE end to end was 1.02x and 1.16x in two runs.
-    cache: bool = Field(True, description="cache decoded examples in memory after the first epoch (decoding "
-                        "PNGs every epoch trained ~1.5x slower)")
+    # Pipeline defaults, measured with `kerasopt bench` (benchmarks/BENCHMARKS.md).
+    # cache auto: decoding files every epoch trained digits PNGs ~1.5x slower, but a memory cache of
+    # 224-pixel photos grows with the folder; so the cache is sized first and goes to disk past the budget.
+    cache: Union[bool, Literal["auto", "disk"]] = Field(
+        "auto", description="auto: cache the decoded examples (images as uint8) in memory when the estimate "
+        "fits data.cache_budget, else in a disk cache reused by later runs on the same files and settings; "
+        "true (or memory): memory; disk: the disk cache; false: decode every epoch")
+    # One process per GPU shares a host's RAM, and the disk cache reads back from the page cache.
+    cache_budget: Union[float, str] = Field(
+        "auto", description="memory the cache may use: auto (5% of the RAM available at start), a size "
+        "('2GB', '512MiB') or a fraction of available RAM (0.25)")
     num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE (decode fed ~1.6x more "
                                     "than with 1)")
     prefetch: int = Field(-1, ge=-1, description="batches; -1 = AUTOTUNE (overlaps input and step), 0 = off")
@@ -119,6 +145,21 @@ class DataConfig(Strict):
     def _split_range(cls, v: float) -> float:
         if not 0.0 <= v < 1.0:
             raise ValueError(f"must be in [0, 1). Received: {v}")
+        return v
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_choice(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().lower() in ("memory", "true", "false", "auto", "disk"):
+            return {"memory": True, "true": True, "false": False}.get(v.strip().lower(), v.strip().lower())
+        if not isinstance(v, bool) and v not in ("auto", "disk"):
+            raise ValueError(f"must be auto, true (memory), disk or false. Received: {v!r}")
+        return v
+
+    @field_validator("cache_budget")
+    @classmethod
+    def _budget(cls, v: Union[float, str]) -> Union[float, str]:
+        parse_size(v)  # raises with the accepted forms
         return v
 
     @field_validator("image_size", "resize")

@@ -158,20 +158,18 @@ class TrainConfig(Strict):
 
     epochs: int = Field(10, gt=0)
     steps_per_epoch: Optional[int] = Field(None, gt=0, description="default: one pass over the training split")
-    # auto: mixed_bfloat16 on GPUs >= 8.0 and CPUs with avx512_bf16/amx_bf16,
-    # mixed_float16 on GPUs 7.x, float32 otherwise (emulated bf16 on AVX2 is 5x slower).
+    # auto: GPUs follow rules (bf16 >= 8.0, fp16 on 7.x, XLA on); on a CPU the faster setting depends
+    # on the model, so auto times the candidates on the real model (training/calibrate.py).
     precision: Literal[PRECISIONS] = Field(  # type: ignore[valid-type]
-        "auto", description="auto: mixed_bfloat16 on GPUs >= 8.0 and on CPUs with avx512_bf16/amx_bf16, "
-        "mixed_float16 on GPUs 7.x, float32 otherwise (emulated bfloat16 ran a small CNN 5x slower on a CPU "
-        "without it)")
-    # auto, measured with `kerasopt bench --variant jit_compile=false,true` (benchmarks/BENCHMARKS.md):
-    # on GPUs XLA fuses the element-wise work around cuDNN/cuBLAS. On the 2-core AVX-512 CPU (TF 2.21)
-    # XLA's convolutions took ~2.2x the CPU time per step of TensorFlow's oneDNN kernels (digits CNN,
-    # a wider CNN, ResNet-18), so a CPU gets XLA only for mlp and transformer (2-7% faster).
-    # LSTM/GRU compile to while-loops XLA runs slower: off everywhere.
+        "auto", description="auto: mixed_bfloat16 on GPUs >= 8.0, mixed_float16 on GPUs 7.x; on a CPU the "
+        "faster of float32 and mixed_bfloat16 (tried only with avx512_bf16/amx_bf16), timed on the real model "
+        "and cached (see train.autotune)")
     jit_compile: Union[Literal["auto"], bool] = Field(
-        "auto", description="auto: XLA on GPUs except LSTM/GRU; on a CPU only for mlp and transformer "
-        "(XLA convolutions were ~2x slower than oneDNN's on a 2-core AVX-512 CPU)")
+        "auto", description="auto: XLA on GPUs except LSTM/GRU; on a CPU XLA on or off, whichever trains the "
+        "real model faster (timed and cached; LSTM/GRU never)")
+    autotune: bool = Field(True, description="on a CPU, resolve precision/jit_compile: auto by timing a few "
+                           "training steps of each candidate (<= 30 s, cached per CPU, model and input in the "
+                           "user cache folder); false, or KERASOPT_AUTOTUNE=0, keeps the static rules")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: Literal[LOSSES] = "auto"  # type: ignore[valid-type]

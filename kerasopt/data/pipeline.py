@@ -5,6 +5,9 @@ Order of operations, per example then per batch::
     source -> max_examples -> seeded split -> [shard] -> cast, reshape, resize -> cache
       -> shuffle (train) -> batch -> augment (train) -> normalize -> prefetch
 
+Decoded images (uint8) are cached before the float conversion, a quarter of
+the bytes; ``kerasopt.data.cache`` decides memory, disk or no cache by size.
+
 Normalization runs after augmentation because ``RandomContrast`` clips to the
 raw pixel range [0, 255]; its statistics come from the training split only.
 """
@@ -20,9 +23,11 @@ import numpy as np
 
 from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
+from kerasopt.data.cache_store import CacheStore, shuffle_size
+from kerasopt.data.prepare import build_prep
 from kerasopt.data.source_base import SourceData
 from kerasopt.data.sources import load_source
-from kerasopt.data.sources_files import DECODE_CHUNK, parallel
+from kerasopt.data.sources_files import parallel
 from kerasopt.data.spec import DataSpec
 from kerasopt.data.split import shard_indices, split_indices
 from kerasopt.data.transforms import batch_transform, build_augmenter, check_image, compute_normalizer
@@ -111,10 +116,9 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
             return tf.data.Dataset.from_tensor_slices((x[indices], y[indices])), len(indices)
         return src.stream.make(indices, file_shard)
 
-    full_train, n_train = elements(train_idx, None)
-    prep = _prep(cfg, src, tuple(full_train.element_spec[0].shape), label_dtype, calls)
-    full_train = prep(full_train)
-    input_shape = tuple(full_train.element_spec[0].shape)
+    raw_train, n_train = elements(train_idx, None)
+    prep = build_prep(cfg, src, tuple(raw_train.element_spec[0].shape), label_dtype, calls)
+    input_shape = tuple(prep.elements(raw_train).element_spec[0].shape)
     if not all(input_shape):
         raise ConfigError(
             f"examples from {src.origin} have varying shape {input_shape}; set data.resize: [height, width]",
@@ -124,41 +128,54 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     if augmenter is not None:
         check_image(input_shape, "data.augment", "augmentation", d.augment.model_dump(exclude_defaults=True))
 
+    store = CacheStore(cfg, src, raw_train, prep, n_train + len(val_idx), shard)
+    # uint8 images stay uint8 through the cache and the shuffle buffer; each batch is converted.
+    on_batch = prep.on_batch if store.early else None
+    if store.early and src.stream.ordered and d.shuffle_buffer > 0:
+        # A bounded shuffle buffer over a class-sorted folder would give one-class batches: the file
+        # order is permuted once (seeded) before decoding, as image_dataset_from_directory does.
+        raw_train, _ = elements(np.random.default_rng(cfg.seed).permutation(train_idx), None)
     if shard is None:
-        train, n_local = (full_train.cache() if d.cache else full_train), n_train
+        train, n_local = store.ready(raw_train, "train", train_idx, None), n_train
+        full_train = train
     else:
+        full_train = prep.elements(raw_train)  # only for the statistics, over every worker's examples
         by_file = src.stream is not None and src.stream.num_files >= shard[1] > 1
-        train, n_local = elements(train_idx, shard) if by_file else elements(shard_indices(train_idx, shard), None)
-        train = prep(train)
-        train = train.cache() if d.cache else train
+        indices = train_idx if by_file else shard_indices(train_idx, shard)
+        train, n_local = elements(indices, shard if by_file else None)
+        train = store.ready(train, "train", indices, shard)
         if n_local == 0:
             raise ConfigError(
                 f"worker {shard[0]} of {shard[1]} gets no training examples ({n_train} in all)", key="data"
             )
     normalizer = None
     if d.normalize != "none":
-        # Without sharding this pass also fills the in-memory cache, so epoch 1 reads no file twice.
-        normalizer, extras["normalize"] = compute_normalizer(train if shard is None else full_train, d.normalize)
+        # Without sharding this pass also fills the cache, so epoch 1 reads no file twice.
+        stats_ds = train if shard is None else full_train
+        normalizer, extras["normalize"] = compute_normalizer(
+            prep.elements(stats_ds) if store.early and shard is None else stats_ds, d.normalize)
 
+    buffer = shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
+    extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer}
     unshuffled = train
-    if d.shuffle_buffer > 0:
-        train = train.shuffle(min(d.shuffle_buffer, n_local), seed=cfg.seed, reshuffle_each_iteration=True)
+    if buffer > 0:
+        train = train.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     if shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
     finish_calls = None if cfg.deterministic and augmenter is not None else calls
-    transform = batch_transform(augmenter, normalizer)
+    transform = batch_transform(augmenter, normalizer, on_batch)
     epoch_stream = None
     if shard is None:
-        epoch_stream = _epoch_stream(unshuffled, batch, min(d.shuffle_buffer, n_local), cfg.seed,
+        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed,
                                      lambda ds: _finish(ds, transform, d.prefetch, finish_calls))
     train = _finish(train.batch(batch), transform, d.prefetch, finish_calls)
     val = None
     if len(val_idx):
         val, _ = elements(val_idx, None)
-        val = prep(val)
-        val = (val.cache() if d.cache else val).batch(batch)
-        val = _finish(val, batch_transform(None, normalizer), d.prefetch, calls)
+        val = store.ready(val, "val", val_idx, None).batch(batch)
+        val = _finish(val, batch_transform(None, normalizer, on_batch), d.prefetch, calls)
 
+    extras["cache"] = store.plan.as_dict()
     extras.update(origin=src.origin, split={"seed": cfg.seed, "stratified": stratified, "shard": shard})
     spec = _spec(src, y, task, train_idx, len(val_idx), input_shape, x, extras)
     return DataBundle(
@@ -228,58 +245,6 @@ def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
             key=src.label_key,
         )
     return y.astype(np.int32), task
-
-
-# Examples prepared per map call: as for decoding (DECODE_CHUNK's comment), one call per example cost
-# more than the cast/resize itself; chunks of 64, then unbatch, fed about twice the examples/s.
-PREP_CHUNK = DECODE_CHUNK
-
-
-def _prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_dtype: tf.DType,
-          calls: Optional[int]) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
-    """``dataset -> dataset`` applying the per-example work: cast, reshape, resize (all before ``cache``).
-
-    Examples of one fixed shape are prepared ``PREP_CHUNK`` at a time (order kept); examples of
-    varying shape (before a resize) one at a time; nothing is mapped when there is nothing to do.
-    """
-    d = cfg.data
-    tokens = src.input_dtype == "int32"
-    if tokens:
-        for key, value in (("normalize", d.normalize != "none"), ("resize", d.resize), ("augment", d.augment.enabled)):
-            if value:
-                raise ConfigError(f"does not apply to token ids from {src.origin}", key=f"data.{key}")
-    shape = raw_shape or (1,)  # a scalar feature becomes a vector of one
-    if d.reshape:
-        if all(shape) and math.prod(shape) != math.prod(d.reshape):
-            raise ConfigError(
-                f"examples of shape {tuple(shape)} ({math.prod(shape)} values) cannot become {tuple(d.reshape)} "
-                f"({math.prod(d.reshape)} values). Received: reshape={d.reshape}",
-                key="data.reshape",
-            )
-        shape = tuple(d.reshape)
-    if d.resize:
-        check_image(shape, "data.resize", "resize", d.resize)
-    dtype = tf.int32 if tokens else tf.float32
-    reshape = not raw_shape or bool(d.reshape)
-
-    def prep(x: tf.Tensor, y: tf.Tensor, lead: tuple = ()):
-        x = tf.cast(x, dtype)
-        if reshape:
-            x = tf.reshape(x, [*lead, *shape])
-        if d.resize:
-            x = tf.image.resize(x, d.resize, method="bilinear")
-        return x, tf.cast(y, label_dtype)
-
-    def apply(ds: tf.data.Dataset) -> tf.data.Dataset:
-        x_spec, y_spec = ds.element_spec
-        if x_spec.dtype == dtype and y_spec.dtype == label_dtype and not reshape and not d.resize:
-            return ds
-        if not x_spec.shape.is_fully_defined():
-            return ds.map(prep, num_parallel_calls=calls)
-        chunks = ds.batch(PREP_CHUNK).map(lambda x, y: prep(x, y, (-1,)), num_parallel_calls=calls)
-        return chunks.unbatch()
-
-    return apply
 
 
 def _finish(ds: tf.data.Dataset, fn, prefetch: int, calls: Optional[int]) -> tf.data.Dataset:

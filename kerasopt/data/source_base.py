@@ -31,10 +31,15 @@ class Stream:
     (restricted to this worker's files when ``shard=(index, count)`` is given),
     and how many examples that is. ``shard`` is only passed when
     ``num_files >= count``; otherwise the pipeline shards ``indices`` itself.
+    ``files`` lists what is read (their paths, sizes and mtimes key a disk cache).
     """
 
     make: Callable[[np.ndarray, Optional[tuple[int, int]]], tuple[tf.data.Dataset, int]]
     num_files: int = 1
+    # The files read, for the disk cache's key (``kerasopt.data.cache``); none: no disk cache.
+    files: list[str] = field(default_factory=list)
+    # make() yields the examples in the order of ``indices`` (any order), not in file order.
+    ordered: bool = False
 
 
 @dataclass

@@ -9,7 +9,8 @@ import numpy as np
 
 from kerasopt._keras import tf
 from kerasopt.config.data_schema import DataConfig
-from kerasopt.data.filecheck import check_images, file_reason, handle_bad, size_guard
+from kerasopt.data.filecheck import handle_bad, size_guard
+from kerasopt.data.manifest import check_image_files
 from kerasopt.data.source_base import SOURCES, SourceData, Stream
 from kerasopt.errors import ConfigError
 
@@ -22,10 +23,37 @@ def parallel(n: int) -> int:
 
 
 def decode_image(data: tf.Tensor, size: list[int], channels: int) -> tf.Tensor:
-    """Encoded PNG/JPEG bytes -> float32 ``(height, width, channels)`` with values 0..255."""
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    image = tf.image.resize(image, size, method="bilinear")
-    image.set_shape([size[0], size[1], channels])
+    """Encoded PNG/JPEG bytes -> uint8 ``(height, width, channels)`` at ``size``.
+
+    A file already at ``size`` is returned as decoded, bit for bit. Otherwise it
+    is resized (bilinear, in float) and rounded back to uint8, so a cache of
+    decoded images is a quarter of the float32 size; the values are within 0.5
+    of the float resize. A JPEG at least twice ``size`` is decoded at 1/2, 1/4 or
+    1/8 scale by libjpeg (the largest that stays >= ``size``), which skips most
+    of the decoding work for large photos (and filters before the resize, where
+    bilinear alone would alias).
+    """
+    height, width = int(size[0]), int(size[1])
+
+    def jpeg() -> tf.Tensor:
+        hw = tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)  # the header only
+        # ceil(dim / r) >= target for r in 2, 4, 8: libjpeg rounds scaled sizes up.
+        fits = [tf.reduce_all((hw + r - 1) // r >= [height, width]) for r in (2, 4, 8)]
+        index = tf.add_n([tf.cast(f, tf.int32) for f in fits])  # fits are nested: 0..3 -> ratio 1..8
+        branches = [lambda r=r: tf.io.decode_jpeg(data, channels=channels, ratio=r) for r in (1, 2, 4, 8)]
+        return tf.switch_case(index, branches)
+
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+    image = tf.cond(is_jpeg, jpeg, lambda: tf.io.decode_image(data, channels=channels, expand_animations=False))
+    image.set_shape([None, None, channels])
+
+    def resized() -> tf.Tensor:
+        scaled = tf.image.resize(image, [height, width], method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(scaled), 0.0, 255.0), tf.uint8)
+
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [height, width]))
+    image = tf.cond(same, lambda: image, resized)
+    image.set_shape([height, width, channels])
     return image
 
 
@@ -37,12 +65,12 @@ DECODE_CHUNK = 64
 
 
 def decode_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, calls: int) -> tf.data.Dataset:
-    """``(path, bytes seen by the check, label)`` elements -> ``(image, int32 label)``, in order.
+    """``(path, bytes seen by the check, label)`` elements -> ``(uint8 image, int32 label)``, in order.
 
     Decodes ``DECODE_CHUNK`` files per call of a parallel ``map`` and unbatches, so the order (and
     with it a seeded run and an exact resume) is the same as one file per call.
     """
-    spec = tf.TensorSpec([size[0], size[1], channels], tf.float32)
+    spec = tf.TensorSpec([size[0], size[1], channels], tf.uint8)
 
     def one(args):
         file, nbytes = args
@@ -90,35 +118,38 @@ def load_image_dir(data: DataConfig, seed: int) -> SourceData:
         labels += [index] * len(found)
     calls = parallel(data.num_parallel_calls)
     channels = data.channels
-    paths, y, sizes, shape, skipped = _check_files(root, classes, files, labels, channels, data.on_bad_file, calls)
+    paths, y, sizes, shape, skipped, checked = _check_files(
+        root, classes, files, labels, channels, data.on_bad_file, calls
+    )
     size = list(data.image_size) if data.image_size else [int(shape[0]), int(shape[1])]
 
     def make(indices: np.ndarray, shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
         ds = tf.data.Dataset.from_tensor_slices((paths[indices], sizes[indices], y[indices]))
         return decode_in_chunks(ds, size, channels, calls), len(indices)
 
-    extras = {"image_size": size, "channels": channels}
+    extras = {"image_size": size, "channels": channels, "file_check": checked}
     if skipped:
         extras["skipped_files"] = skipped
     return SourceData(
-        y=y, stream=Stream(make), origin=str(root), label_key="data.path", task="classification",
+        y=y, stream=Stream(make, files=[str(p) for p in paths], ordered=True), origin=str(root),
+        label_key="data.path", task="classification",
         class_names=classes, extras=extras,
     )
 
 
 def _check_files(root: Path, classes: list[str], files: list[str], labels: list[int], channels: int,
                  policy: str, calls: int):
-    """Decode every file once (``filecheck``); apply ``data.on_bad_file``; keep every class non-empty.
+    """Decode every new or changed file once (``manifest``, ``filecheck``); apply ``data.on_bad_file``; keep
+    every class non-empty.
 
-    Returns ``(paths, labels, byte sizes, first good image's shape, skipped file names)``.
+    Returns ``(paths, labels, byte sizes, first good image's shape, skipped file names, check summary)``.
     """
     paths = np.array(files)
     y = np.array(labels, np.int64)
-    pairs = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), paths))
-    check = check_images(pairs, len(paths), channels, calls, read=tf.io.read_file)
+    check = check_image_files(str(root), paths, channels, calls, reasons="all" if policy == "skip" else "first")
     bad = check.bad
     names = [str(paths[i]) for i in bad]
-    handle_bad("image file", str(root), names, lambda k: file_reason(names[k], channels), len(paths), policy)
+    handle_bad("image file", str(root), names, lambda k: check.reasons[int(bad[k])], len(paths), policy)
     keep = check.ok
     for index, name in enumerate(classes):
         if not keep[y == index].any():
@@ -127,4 +158,4 @@ def _check_files(root: Path, classes: list[str], files: list[str], labels: list[
                 key="data.path",
             )
     first = int(np.flatnonzero(keep)[0])
-    return paths[keep], y[keep], check.sizes[keep], check.shapes[first], names
+    return paths[keep], y[keep], check.sizes[keep], check.shapes[first], names, check.summary

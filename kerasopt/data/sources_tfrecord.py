@@ -3,13 +3,17 @@
 Before training, one pass over every file reads the labels and numeric inputs
 (counts, the split, NaN/Inf and token-id checks) and decodes every image
 feature once, so a wrong ``data.features`` spec, a truncated file or an image
-that does not decode is reported up front, naming the file (and record).
+that does not decode is reported up front, naming the file (and record). What
+it found per file is kept (``shard_manifest``): the next run reads only the
+files that are new or changed.
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -17,9 +21,11 @@ import numpy as np
 
 from kerasopt._keras import tf
 from kerasopt.config.data_schema import DataConfig
+from kerasopt.data.checkprogress import CheckProgress
 from kerasopt.data.filecheck import check_images, decode_reason, handle_bad, tf_reason
+from kerasopt.data.shard_manifest import ShardManifest, ShardScan, shard_key
 from kerasopt.data.source_base import SOURCES, SourceData, Stream, labels_from_array
-from kerasopt.data.sources_files import decode_image, parallel
+from kerasopt.data.sources_files import DECODE_CHUNK, decode_image, parallel
 from kerasopt.errors import ConfigError
 
 _KINDS = {"float_list": "float32", "int64_list": "int64", "bytes_list": "string/image"}
@@ -100,6 +106,47 @@ def _scan(file: str, pre: dict, label: str, numeric: list[str], data: DataConfig
     return (np.concatenate(parts) if parts else np.zeros((0,), pre[label].dtype.as_numpy_dtype)), max_id
 
 
+def _scan_file(file: str, data: DataConfig, spec: dict, pre: dict, numeric: list[str], tokens: bool,
+               image: Optional[str]) -> ShardScan:
+    """``_scan`` of one file and, for an image input, every image decoded once (``filecheck``)."""
+    try:
+        labels, file_max = _scan(file, pre, data.label_key, numeric, data, tokens)
+    except tf.errors.DataLossError as e:  # truncated, or not a TFRecord file at all
+        empty = np.zeros((0,), pre[data.label_key].dtype.as_numpy_dtype)
+        return ShardScan(empty, unreadable=tf_reason(e.message))
+    except tf.errors.OpError as e:  # the records are fine; data.features does not describe them
+        raise _spec_error(file, data, e) from None
+    bad = np.zeros(0, np.int64)
+    if image is not None:
+        read = lambda s: tf.io.parse_single_example(s, {image: spec[image]})[image]  # noqa: E731
+        pairs = tf.data.TFRecordDataset(file).enumerate()
+        channels = data.features[image].shape[2]
+        bad = check_images(pairs, len(labels), channels, parallel(data.num_parallel_calls), read=read).bad
+    return ShardScan(labels, file_max, bad)
+
+
+def _check_shards(all_files: list[str], data: DataConfig, spec: dict, pre: dict, numeric: list[str], tokens: bool,
+                  image: Optional[str]) -> tuple[list[ShardScan], dict]:
+    """``_scan_file`` of every file not scanned before with the same size, mtime_ns and parse settings.
+
+    Returns the scans in file order and the summary for ``extras["file_check"]`` (counted in files).
+    """
+    started = time.perf_counter()
+    features = {n: f.model_dump() for n, f in data.features.items()}
+    shards = ShardManifest(shard_key(str(data.path), features, data.label_key))
+    scans = shards.lookup(all_files)
+    progress = CheckProgress(sum(s is None for s in scans), "TFRecord file", started=started)
+    try:
+        for k, file in enumerate(all_files):
+            if scans[k] is None:
+                scans[k] = _scan_file(file, data, spec, pre, numeric, tokens, image)
+                shards.put(file, scans[k])
+                progress.advance(1)
+    finally:
+        shards.save()  # what was scanned before an error is kept; the failing file has no entry
+    return scans, progress.close(reused=shards.reused)
+
+
 @SOURCES.register("tfrecord")
 def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
     """``tf.train.Example`` records from a file or a glob, parsed with ``data.features``.
@@ -137,27 +184,20 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
 
     # The pass before training: every file's labels and numeric inputs, and (image inputs) every image decoded.
     pre = {n: spec[n] for n in [label, *numeric, *([image] if image else [])]}
+    scans, checked = _check_shards(all_files, data, spec, pre, numeric, tokens, image)
     files, counts, label_parts, max_id = [], [], [], -1
     bad_files: list[tuple[str, str]] = []
     bad_records: list[tuple[str, int, int]] = []  # (file, record in file, record overall)
-    for file in all_files:
-        try:
-            labels, file_max = _scan(file, pre, label, numeric, data, tokens)
-        except tf.errors.DataLossError as e:  # truncated, or not a TFRecord file at all
-            bad_files.append((file, tf_reason(e.message)))
+    for file, scan in zip(all_files, scans, strict=True):
+        if scan.unreadable is not None:
+            bad_files.append((file, scan.unreadable))
             continue
-        except tf.errors.OpError as e:  # the records are fine; data.features does not describe them
-            raise _spec_error(file, data, e) from None
-        if image is not None:
-            read = lambda s: tf.io.parse_single_example(s, {image: spec[image]})[image]  # noqa: E731
-            pairs = tf.data.TFRecordDataset(file).enumerate()
-            check = check_images(pairs, len(labels), feats[image].shape[2], calls, read=read)
-            start = sum(counts)
-            bad_records += [(file, int(i), start + int(i)) for i in check.bad]
+        start = sum(counts)
+        bad_records += [(file, int(i), start + int(i)) for i in scan.bad]
         files.append(file)
-        counts.append(len(labels))
-        label_parts.append(labels)
-        max_id = max(max_id, file_max)
+        counts.append(len(scan.labels))
+        label_parts.append(scan.labels)
+        max_id = max(max_id, scan.max_id)
     skipped = handle_bad("TFRecord file", pattern, [f for f, _ in bad_files], lambda k: bad_files[k][1],
                          len(all_files), data.on_bad_file)
     if not files:
@@ -185,18 +225,21 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
     names_t = tf.constant(class_names) if class_names is not None else None
 
     def parse(serialized: tf.Tensor):
-        ex = tf.io.parse_single_example(serialized, spec)
+        """A chunk of serialized records -> ``(inputs, targets)`` of the chunk (parsed in one call)."""
+        ex = tf.io.parse_example(serialized, spec)
         if names_t is not None:
-            target = tf.argmax(tf.cast(tf.equal(names_t, ex[label]), tf.int32), output_type=tf.int64)
+            hits = tf.cast(tf.equal(names_t[None, :], ex[label][:, None]), tf.int32)
+            target = tf.argmax(hits, axis=1, output_type=tf.int64)
         else:
-            target = tf.reshape(ex[label], y.shape[1:])
+            target = tf.reshape(ex[label], [-1, *y.shape[1:]])
         if image is not None:
             h, w, c = feats[image].shape
-            return decode_image(ex[image], [h, w], c), target
+            out = tf.TensorSpec([h, w, c], tf.uint8)
+            return tf.map_fn(lambda b: decode_image(b, [h, w], c), ex[image], fn_output_signature=out), target
         if tokens:
             return tf.cast(ex[inputs[0]], tf.int32), target
-        parts = [tf.reshape(tf.cast(ex[n], tf.float32), [-1]) for n in inputs]
-        return (parts[0] if len(parts) == 1 else tf.concat(parts, 0)), target
+        parts = [tf.reshape(tf.cast(ex[n], tf.float32), [-1, math.prod(feats[n].shape)]) for n in inputs]
+        return (parts[0] if len(parts) == 1 else tf.concat(parts, 1)), target
 
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     kept_ids = np.flatnonzero(keep)  # example index -> record index over all files
@@ -215,14 +258,17 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
             lambda f, a, b: tf.data.Dataset.zip((tf.data.Dataset.range(a, b), tf.data.TFRecordDataset(f))),
             cycle_length=min(len(names), 16), num_parallel_calls=calls, deterministic=True,
         )
-        ds = ds.filter(lambda i, _: tf.gather(selected, i)).map(lambda _, s: parse(s), num_parallel_calls=calls)
+        ds = ds.filter(lambda i, _: tf.gather(selected, i))
+        # Parsed and decoded DECODE_CHUNK records per call (as for image folders), order kept.
+        ds = ds.batch(DECODE_CHUNK).map(lambda _, s: parse(s), num_parallel_calls=calls).unbatch()
         return ds, int(sum(mask[offsets[k]:offsets[k + 1]].sum() for k in ids))
 
-    extras: dict = {"files": len(files)}
+    extras: dict = {"files": len(files), "file_check": checked}
     if skipped:
         extras["skipped_files"] = skipped
     return SourceData(
-        y=y, stream=Stream(make, num_files=len(files)), origin=pattern, label_key="data.label_key",
+        y=y, stream=Stream(make, num_files=len(files), files=list(files)), origin=pattern,
+        label_key="data.label_key",
         task=task, class_names=class_names, input_dtype="int32" if tokens else "float32",
         vocab_size=max_id + 1 if tokens else None, extras=extras,
     )

@@ -102,14 +102,18 @@ def build_augmenter(aug: AugmentConfig, seed: int) -> Optional[keras.Sequential]
 
 
 def batch_transform(
-    augmenter: Optional[keras.Sequential], normalizer: Optional[tuple[np.ndarray, np.ndarray]]
+    augmenter: Optional[keras.Sequential], normalizer: Optional[tuple[np.ndarray, np.ndarray]],
+    prepare: Optional[Callable] = None,
 ) -> Optional[Callable]:
-    """The function mapped over batches: augmentation (training only), then normalization."""
-    if augmenter is None and normalizer is None:
+    """The function mapped over batches: ``prepare`` (uint8 -> float32, resize), augmentation
+    (training only), then normalization."""
+    if augmenter is None and normalizer is None and prepare is None:
         return None
     offset, scale = (tf.constant(a) for a in normalizer) if normalizer is not None else (None, None)
 
     def apply(x: tf.Tensor, y: tf.Tensor):
+        if prepare is not None:
+            x, y = prepare(x, y)
         if augmenter is not None:
             x = augmenter(x, training=True)
         if offset is not None:

@@ -90,6 +90,7 @@ def fit(
     from kerasopt.models import build_model
     from kerasopt.training import compile as comp
     from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
+    from kerasopt.training.calibrate import resolve_decision
     from kerasopt.training.callbacks_factory import build_callbacks
     from kerasopt.training.loop import TrainingLoop, trim_history_csv
     from kerasopt.training.optimizers import build_optimizer
@@ -115,15 +116,20 @@ def fit(
         import dataclasses
 
         decision = dataclasses.replace(decision, jit_compile=False)
+
+    hvd = choice.hvd
+    bundle = build_datasets(cfg, shard=(choice.rank, choice.replicas) if hvd and choice.replicas > 1 else None)
+    spec = bundle.spec
+    from kerasopt.data.cache import data_summary
+
+    say(data_summary(spec.extras))
+    # On a CPU, auto is measured on the real model (or read from the cache): it needs the input shape.
+    decision = resolve_decision(cfg, spec, device, decision, say, choice=choice)
     say(f"device: {decision.device}; precision: {decision.policy} ({decision.reason}); "
         f"XLA: {'on' if decision.jit_compile else 'off'}; strategy: {choice.name} ({choice.reason})")
     if choice.replicas > 1:
         say(f"batch: {cfg.data.batch_size} global = {cfg.data.batch_size // choice.replicas} per replica "
             f"x {choice.replicas} replicas")
-
-    hvd = choice.hvd
-    bundle = build_datasets(cfg, shard=(choice.rank, choice.replicas) if hvd and choice.replicas > 1 else None)
-    spec = bundle.spec
     # Under Horovod, DistributedOptimizer accumulates (backward_passes_per_step) and allreduces once.
     k = 1 if hvd else cfg.train.grad_accum_steps
     steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch

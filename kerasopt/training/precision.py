@@ -1,9 +1,11 @@
 """Pick the precision policy and XLA setting for the device we run on.
 
-``precision: auto`` follows measurements (ARCHITECTURE.md §1): bfloat16 only
+``decide_precision`` is the static rule (ARCHITECTURE.md §1): bfloat16 only
 where the hardware has it (GPUs >= 8.0, CPUs with avx512_bf16/amx_bf16),
 float16 with loss scaling on GPUs 7.x, float32 otherwise — emulated bfloat16
-ran a small CNN 5x slower on this AVX2 CPU.
+ran a small CNN 5x slower on an AVX2 CPU. On GPUs the rule is the decision; on
+a CPU ``kerasopt.training.calibrate.resolve_decision`` replaces it with a
+measurement of the real model, because there the faster setting depends on the model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from kerasopt.errors import ConfigError
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Model types for which `jit_compile: auto` turns XLA on without a GPU (see decide_precision).
 CPU_XLA_MODELS = ("mlp", "transformer")
+# Recurrent layers compile to while-loops that XLA runs slower: auto never gives them XLA.
+RECURRENT_MODELS = ("lstm", "gru")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class PrecisionDecision:
     jit_compile: bool
     reason: str
     device: str
+    measured: Optional[dict[str, float]] = None  # examples/s per calibrated candidate (CPU, auto)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +65,19 @@ def read_cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def read_cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's "model name" from /proc/cpuinfo, else ``platform.processor()``."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def detect_device() -> DeviceInfo:
@@ -110,7 +128,7 @@ def decide_precision(requested: str, jit: object, device: DeviceInfo, model_type
     # so on a CPU auto turns XLA on only for those. Recurrent layers compile to while-loops that XLA
     # runs slower, so auto leaves them out everywhere.
     if jit == "auto":
-        if model_type in ("lstm", "gru"):
+        if model_type in RECURRENT_MODELS:
             use_jit = False
         else:
             use_jit = bool(device.gpus) or model_type in CPU_XLA_MODELS

@@ -103,7 +103,9 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
         "data": {"input_shape": list(spec.input_shape), "task": spec.task, "num_classes": spec.num_classes,
                  "num_train": spec.num_train, "num_val": spec.num_val, "steps_per_epoch": bundle.steps_per_epoch,
                  # data.on_bad_file: skip -> what was left out, so the run record says it
-                 **({"skipped": list(spec.extras["skipped_files"])} if spec.extras.get("skipped_files") else {})},
+                 **({"skipped": list(spec.extras["skipped_files"])} if spec.extras.get("skipped_files") else {}),
+                 # the cache decision (kerasopt.data.cache), the shuffle buffer and the up-front file check
+                 **{k: spec.extras[k] for k in ("cache", "shuffle", "file_check") if spec.extras.get(k)}},
         "exports": exports,
     }
     ck = named.get("checkpoint")

@@ -6,7 +6,7 @@ from sklearn.datasets import load_digits
 
 from kerasopt._keras import tf
 from kerasopt.data import build_datasets
-from kerasopt.data.pipeline import PREP_CHUNK
+from kerasopt.data.prepare import PREP_CHUNK
 from kerasopt.data.sources_files import DECODE_CHUNK
 
 
