@@ -60,7 +60,7 @@ def test_report_has_every_section_and_figure(reported):
     assert sorted(p.name for p in (run_dir / "report").iterdir()) == sorted(f"{f}.png" for f in FIGURES)
     md = (run_dir / "report.md").read_text()
     assert "model/digits_cnn.keras (EMA weights) on the 100 validation examples" in md
-    assert "| device | CPU |" in md
+    assert re.search(r"\| device \| CPU( with bfloat16 instructions)? \|", md)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install -y chromium")

@@ -17,7 +17,7 @@ P100 = DeviceInfo(1, (6, 0), "P100", frozenset())
 
 @pytest.mark.parametrize(
     "device, expected",
-    [(CPU, "float32"), (CPU_BF16, "mixed_bfloat16"), (CPU_AMX, "mixed_bfloat16"), (V100, "mixed_float16"),
+    [(CPU, "float32"), (CPU_BF16, "float32"), (CPU_AMX, "float32"), (V100, "mixed_float16"),
      (T4, "mixed_float16"), (A100, "mixed_bfloat16"), (H100, "mixed_bfloat16"), (P100, "float32")],
 )
 def test_auto_policy_table(device, expected):
