@@ -101,7 +101,7 @@ def test_the_fastest_candidate_wins_and_a_failing_one_is_reported():
 def test_nothing_measured_in_the_budget_falls_back_to_the_static_rule():
     cfg = _cfg(jit=False)
     d = FakeCPU({}).resolve(cfg, budget_s=0)
-    assert d.policy == "mixed_bfloat16" and d.measured is None  # the static rule
+    assert d.policy == "float32" and d.measured is None  # the static rule: float32 on a CPU
     assert "calibration failed (nothing measured)" in d.reason
 
 
@@ -155,7 +155,7 @@ def test_autotune_off_keeps_the_static_rule(monkeypatch, cfg, env, why):
     fake = FakeCPU({})
     d = fake.resolve(cfg)
     assert fake.calls == [] and d.measured is None
-    assert (d.policy, d.jit_compile) == ("mixed_bfloat16", True)  # the static rule: bf16 CPU, mlp gets XLA
+    assert (d.policy, d.jit_compile) == ("float32", True)  # the static rule: float32 on a CPU, mlp gets XLA
     assert d.reason.endswith(f"static rule, not measured: {why}")
 
 
