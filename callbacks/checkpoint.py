@@ -24,11 +24,13 @@ import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 from .._keras import keras, tf
+from ..config.metric_names import higher_is_better
 from ..errors import ConfigError
 from .base import StatefulCallback, is_scalar
 
@@ -108,6 +110,72 @@ def read_meta(ckpt_dir: Path) -> dict:
     return json.loads((ckpt_dir / "meta.json").read_text())
 
 
+def file_digests(ckpt_dir: Path) -> dict[str, dict[str, Any]]:
+    """``{file name: {"size": bytes, "crc32": hex}}`` of a checkpoint's files (meta.json aside)."""
+    out = {}
+    for path in sorted(p for p in ckpt_dir.iterdir() if p.is_file() and p.name != "meta.json"):
+        crc = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                crc = zlib.crc32(chunk, crc)
+        out[path.name] = {"size": path.stat().st_size, "crc32": f"{crc:08x}"}
+    return out
+
+
+def verify_checkpoint(ckpt_dir: Path) -> Optional[str]:
+    """What is wrong with a checkpoint folder, or None when it is intact.
+
+    Checks ``meta.json`` and, for checkpoints that recorded them, every file's size and CRC32
+    (a truncated copy or a fault on shared storage). Example answer:
+    ``ckpt.data-00000-of-00001 is truncated (1,024 of 2,048 bytes)``.
+    """
+    try:
+        meta = read_meta(ckpt_dir)
+    except FileNotFoundError:
+        return "meta.json is missing"
+    except (OSError, ValueError) as e:
+        return f"meta.json is unreadable ({type(e).__name__}: {e})"
+    if not (ckpt_dir / f"{PREFIX}.index").is_file():
+        return f"{PREFIX}.index is missing"
+    recorded = meta.get("files")
+    if not isinstance(recorded, dict):
+        return None  # written before sizes and checksums were recorded: nothing to compare
+    for name, want in recorded.items():
+        path = ckpt_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != want.get("size"):
+            how = "truncated" if size < want.get("size", 0) else "longer than written"
+            return f"{name} is {how} ({size:,} of {want.get('size'):,} bytes)"
+    actual = file_digests(ckpt_dir)
+    for name, want in recorded.items():
+        if actual[name]["crc32"] != want.get("crc32"):
+            return f"{name} is corrupt (CRC32 {actual[name]['crc32']}, written as {want.get('crc32')})"
+    return None
+
+
+def newest_intact(folder: Path) -> tuple[Optional[Path], dict[str, str]]:
+    """The newest intact checkpoint among ``last``, the top-k ``epoch-NNNN`` and ``best`` (None if
+    none is), and what is wrong with each damaged one (``{folder name: problem}``).
+
+    Newest = the highest optimizer step; ``last`` wins a tie (it holds the mid-epoch position).
+    """
+    cands = [c for c in (find_checkpoint(folder, "last"),) if c is not None]
+    cands += sorted(p for p in folder.glob("epoch-*") if p.is_dir())
+    cands += [c for c in (find_checkpoint(folder, "best"),) if c is not None]
+    damaged: dict[str, str] = {}
+    ranked = []
+    for i, cand in enumerate(cands):
+        problem = verify_checkpoint(cand)
+        if problem:
+            damaged[cand.name] = problem
+            continue
+        meta = read_meta(cand)
+        ranked.append(((int(meta.get("step", 0)), int(meta.get("epoch", 0)), -i), cand))
+    return (max(ranked)[1] if ranked else None), damaged
+
+
 def random_generators(model: keras.Model) -> dict[str, Any]:
     """The ``tf.random.Generator`` of every random layer (dropout, noise), by position.
 
@@ -157,6 +225,7 @@ def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
             shutil.rmtree(tmp)
         tmp.mkdir()
         (ckpt if ckpt is not None else tf.train.Checkpoint(**items)).write(str(tmp / PREFIX))
+        meta = {**meta, "files": file_digests(tmp)}  # --resume verifies these before trusting the folder
         with open(tmp / "meta.json", "w") as f:
             json.dump(meta, f, indent=2)
             f.flush()
@@ -220,7 +289,7 @@ class AtomicCheckpoint(StatefulCallback):
         self.folder = Path(folder)
         self.monitor = monitor
         if mode == "auto":
-            mode = "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
+            mode = "max" if higher_is_better(monitor) else "min"
         self.mode = mode
         self.save_top_k = save_top_k
         self.every_n_steps = every_n_steps

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._keras import keras, tf
+from ..config.metric_names import higher_is_better
 from ..errors import ConfigError
 from .base import StatefulCallback
 
@@ -31,7 +32,7 @@ class ResumableEarlyStopping(StatefulCallback):
             raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
         self.monitor = monitor
         if mode == "auto":
-            mode = "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
+            mode = "max" if higher_is_better(monitor) else "min"
         self.mode = mode
         self.patience = patience
         self.min_delta = abs(min_delta)

@@ -6,11 +6,11 @@ import math
 from typing import Any, Optional
 
 from .._keras import keras
+from ..config.metric_names import higher_is_better
 from ..errors import ConfigError
 from .base import StatefulCallback
 
 # Metrics where higher is better; ``mode: auto`` maximises a monitor whose name contains one.
-_MAX_HINTS = ("acc", "auc", "precision", "recall")
 _MODES = ("auto", "min", "max")
 # float32 holds the scale, so "already at min_lr" needs a little slack.
 _REL_TOL = 1e-6
@@ -62,7 +62,7 @@ class ReduceLROnPlateau(StatefulCallback):
         self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
         self.min_delta, self.cooldown, self.min_lr = float(min_delta), int(cooldown), float(min_lr)
         self.mode = mode
-        self.maximize = mode == "max" or (mode == "auto" and any(h in monitor for h in _MAX_HINTS))
+        self.maximize = mode == "max" or (mode == "auto" and higher_is_better(monitor))
         self._pending_scale: Optional[float] = None
         self._reset()
 

@@ -18,7 +18,9 @@ import contextlib  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-_NOISE = ("I0000", "WARNING: All log messages before absl", "E0000")
+_NOISE = ("I0000", "WARNING: All log messages before absl", "E0000",
+          # TFLite's converter and interpreter print these from C++ on every conversion / first invoke
+          "INFO: Created TensorFlow Lite", "fully_quantize:")
 
 
 @contextlib.contextmanager
@@ -52,6 +54,11 @@ def _import_quietly():
     with quiet_native_stderr():
         import tensorflow
         import tf_keras
+
+        # The first device query probes CUDA and prints "failed call to cuInit" on a GPU-less machine;
+        # doing it here, silenced, means no later op of any verb prints it. (Listing physical devices
+        # does not create the runtime context: MultiWorkerMirroredStrategy can still be set up after.)
+        tensorflow.config.list_physical_devices("GPU")
     tensorflow.get_logger().setLevel("ERROR")  # "callback is slow" and retracing chatter
     return tensorflow, tf_keras
 

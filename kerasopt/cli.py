@@ -28,7 +28,8 @@ def main() -> None:
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @_set_option
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<name>/.")
+@click.option("--out", "--run-dir", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The run directory (default: runs/<name>/). --run-dir is the same option.")
 @click.option("--resume", is_flag=True, help="Continue the run in the run directory from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
@@ -91,7 +92,8 @@ def evaluate(target, config, overrides, as_json):
 
 
 @main.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option("--out", "--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to a file.")
 @_guard
 def schema(output):
     """Print the JSON Schema of the config (for editor autocompletion of YAML)."""

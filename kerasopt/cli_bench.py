@@ -37,7 +37,7 @@ _MODES = {
 @click.option("--warmup", type=click.IntRange(min=0), default=None,
               help="Steps left out before measuring (compilation, cache fill). Default: 10, plus one epoch "
                    "when data.cache is on (train and pipeline modes).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the results. Default: bench_<name>.json in the current folder.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds allowed per variant.")
 @_guard

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from kerasopt.errors import ConfigError
+from kerasopt.errors import ConfigError, TrainingDiverged
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -59,6 +59,9 @@ def _guard(fn):
             sys.exit(130)
         except click.exceptions.ClickException:
             raise
+        except TrainingDiverged as e:  # a result, not a bug: one line, no traceback hint
+            _err(str(e))
+            sys.exit(EXIT_ERROR)
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if os.environ.get("KERASOPT_DEBUG"):
                 raise

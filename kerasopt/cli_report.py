@@ -29,7 +29,8 @@ def report(run_dir: Path, no_eval: bool) -> None:
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.html"),
+@click.option("--out", "--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("compare.html"),
               show_default=True, help="Where to write the HTML page.")
 @_guard
 def compare(run_dirs: tuple[Path, ...], output: Path) -> None:

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import click
 
-from kerasopt.cli_common import _guard
+from kerasopt.cli_common import EXIT_ERROR, _err, _guard
 
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set tune.max_trials=20 (repeatable).")
-@click.option("--tune-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: runs/<name>/tune/.")
+@click.option("--out", "--tune-dir", "tune_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The tune directory (default: runs/<name>/tune/). --tune-dir is the same option.")
 @click.option("--max-trials", type=click.IntRange(min=1), help="Same as --set tune.max_trials=N.")
 @click.option("--isolate/--no-isolate", default=None,
               help="Run each trial in its own process (default: tune.isolate, true).")
@@ -40,7 +41,9 @@ def tune(config, overrides, tune_dir, max_trials, isolate, overwrite):
         extra.append(f"tune.isolate={'true' if isolate else 'false'}")
     result = run_tune(config, extra, tune_dir=str(tune_dir) if tune_dir else None, overwrite=overwrite)
     if result.stopped:
-        from kerasopt.cli import EXIT_ERROR, _err
-
         _err(f"search stopped: {result.stopped}")
+        sys.exit(EXIT_ERROR)
+    if result.best is None:
+        _err(f"no trial succeeded ({len(result.records)} trial(s), all failed): no best.yaml; the reasons are in "
+             f"{result.tune_dir / 'trials.csv'}")
         sys.exit(EXIT_ERROR)

@@ -67,7 +67,8 @@ def evaluate(
             raise ConfigError(f"cannot load model {keras_file}: {str(e).splitlines()[0]}") from None
         kind0 = comp.head_kind(model, bundle.spec)
         model.compile(loss=comp.build_loss(cfg, kind0),
-                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0)))
+                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0),
+                                                   bundle.spec.num_classes))
     else:
         from kerasopt.callbacks.checkpoint import restore_checkpoint
         from kerasopt.models import build_model
@@ -77,7 +78,8 @@ def evaluate(
         kind0 = comp.head_kind(model, bundle.spec)
         model.compile(optimizer=build_optimizer(cfg.train.optimizer, cfg.train.optimizer.learning_rate),
                       loss=comp.build_loss(cfg, kind0),
-                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0)))
+                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0),
+                                                   bundle.spec.num_classes))
         restore_checkpoint(ckpt, model)
     spec_shape = tuple(bundle.spec.input_shape)
     model_shape = tuple(model.inputs[0].shape[1:])

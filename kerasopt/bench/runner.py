@@ -103,7 +103,7 @@ def build_trainable(cfg: ExperimentConfig) -> Trainable:
 
             distill.attach(train_model, distill.load_teacher(distill_cfg, bundle.spec, model), distill_cfg)
         comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
-                           comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
+                           comp.build_metrics(cfg, kind, one_hot, bundle.spec.num_classes), decision.jit_compile)
         prepare_accumulation(train_model)
     callbacks: list = []
     if fuse_ema:  # the EMA update is part of the compiled step, so it is part of the step time

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from kerasopt._keras import gpus, keras, tf
+from kerasopt._keras import gpus, keras, quiet_native_stderr, tf
 from kerasopt.errors import ConfigError
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -47,7 +47,8 @@ def to_tflite(model: keras.Model, mode: str = "float32",
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return converter.convert()
+        with quiet_native_stderr():
+            return converter.convert()
     except Exception as e:  # converter errors are long MLIR dumps: keep the first useful line
         first = next((ln for ln in str(e).splitlines() if "error" in ln.lower()), str(e).splitlines()[0])
         raise ConfigError(f"TFLite conversion ({mode}) failed: {first.strip()}") from None
@@ -67,7 +68,8 @@ def tflite_runner(content: bytes, threads: int = 1) -> Predict:
     def predict(x: np.ndarray) -> np.ndarray:
         if state["batch"] != x.shape[0]:
             interp.resize_tensor_input(inp["index"], x.shape)
-            interp.allocate_tensors()
+            with quiet_native_stderr():  # the XNNPACK delegate announces itself on the first allocation
+                interp.allocate_tensors()
             state["batch"] = x.shape[0]
         feed = x
         if inp["dtype"] in (np.int8, np.uint8):  # fully integer input (not what to_tflite produces)

@@ -126,7 +126,8 @@ def fine_tune(model: keras.Model, wb: Workbench, *, epochs: int, learning_rate: 
     from kerasopt.training.optimizers import build_optimizer
 
     model.compile(optimizer=build_optimizer(wb.cfg.train.optimizer, learning_rate),
-                  loss=comp.build_loss(wb.cfg, wb.kind), metrics=comp.build_metrics(wb.cfg, wb.kind, wb.one_hot))
+                  loss=comp.build_loss(wb.cfg, wb.kind), metrics=comp.build_metrics(wb.cfg, wb.kind, wb.one_hot,
+                                                                                 wb.bundle.spec.num_classes))
     say(f"fine-tuning {epochs} epochs at learning rate {learning_rate:g} ({wb.steps} steps an epoch)")
     hist = model.fit(
         wb.prepared(wb.bundle.train_from_epoch(0)), epochs=epochs, steps_per_epoch=wb.steps,

@@ -11,6 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from kerasopt.config import metric_names
 from kerasopt.config.base import FieldError, Strict
 from kerasopt.config.compress_schema import DistillConfig, PruneConfig, QuantizeConfig
 from kerasopt.config.data_schema import DataConfig
@@ -174,6 +175,15 @@ class ExperimentConfig(Strict):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")
         if d.augment.enabled and d.source in ("csv",):
             raise FieldError("data.augment", "applies to images; source 'csv' is tabular")
+        monitors = [("callbacks.checkpoint.monitor", self.callbacks.checkpoint.monitor),
+                    ("callbacks.early_stopping.monitor", self.callbacks.early_stopping.monitor),
+                    ("train.schedule.monitor", t.schedule.monitor)]
+        if self.tune is not None:
+            monitors.append(("tune.objective.metric", self.tune.objective.metric))
+        for key, name in monitors:
+            why = metric_names.unlogged(name, t.metrics)
+            if why:
+                raise FieldError(key, why)
         return self
 
     def summary_dict(self) -> dict:

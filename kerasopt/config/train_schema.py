@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from kerasopt.config import metric_names
 from kerasopt.config.base import FieldError, Strict, check_applicable
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
@@ -177,7 +178,9 @@ class TrainConfig(Strict):
     class_weight: Union[Literal["balanced"], dict[int, float], None] = Field(
         None, description="'balanced' (from training-split counts) or {class: weight}"
     )
-    metrics: Optional[list[str]] = Field(None, description="default: accuracy, or mae for regression")
+    metrics: Optional[list[str]] = Field(
+        None, description="default: accuracy, or mae for regression; also auc, pr_auc, precision, recall, f1, "
+        "top_5_accuracy, crossentropy, mse, rmse, mape, r2 (any case; logged under these names)")
     grad_accum_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
     # 1: callbacks (NaN guard, mid-epoch checkpoints, SIGTERM, progress) see every batch. On the 2-core
     # CPU, 4 trained the digits CNN 1.14x faster (median of 8 paired rounds, benchmarks/cpu_levers.py;
@@ -186,6 +189,19 @@ class TrainConfig(Strict):
     steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call; callbacks "
                                      "see one batch per call")
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, names: Optional[list[str]]) -> Optional[list[str]]:
+        if names is None:
+            return None
+        seen: dict[str, str] = {}
+        for name in names:
+            canon = metric_names.canonical(name)  # ValueError names the choices
+            if canon in seen:
+                raise ValueError(f"'{seen[canon]}' and '{name}' are the same metric ('{canon}'): list it once")
+            seen[canon] = name
+        return list(seen)
 
     @model_validator(mode="after")
     def _checks(self) -> TrainConfig:

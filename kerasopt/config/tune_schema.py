@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from kerasopt.config import metric_names
 from kerasopt.config.base import FieldError, Strict, check_applicable
 
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
@@ -89,7 +90,7 @@ class ObjectiveConfig(Strict):
     """What a trial is scored by. ``objective: val_accuracy`` is short for ``{metric: val_accuracy}``."""
 
     metric: str = Field("val_loss", min_length=1, description="a metric of the run's history (val_* usually)")
-    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for acc/auc/precision/recall")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for scores (accuracy, auc, f1, ...)")
     reduce: Literal["final", "best"] = Field(
         "final", description="the last epoch's value (the model training delivers) or the best epoch's"
     )
@@ -98,7 +99,7 @@ class ObjectiveConfig(Strict):
     def direction(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "max" if any(s in self.metric for s in ("acc", "auc", "precision", "recall")) else "min"
+        return "max" if metric_names.higher_is_better(self.metric) else "min"
 
 
 class TuneConfig(Strict):

@@ -61,7 +61,7 @@ def compare_table(runs: Sequence[RunData]) -> Table:
                 (p.get("policy", "") + (" + XLA" if p.get("jit_compile") else "")) or "—",
                 fmt(r.metrics.get("parameters"))]
         rows.append(row)
-    return Table(header, rows, caption="best: value @ epoch (1-based; the maximum for accuracy-like metrics, "
+    return Table(header, rows, caption="best: value @ epoch (1-based; the maximum for scores such as accuracy or auc, "
                                        "else the minimum); s to best: seconds of training and validation up to "
                                        "that epoch; examples/s: median over epochs.")
 

@@ -19,6 +19,8 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter
 
+from kerasopt.config.metric_names import FRACTIONS, METRICS, base_name, higher_is_better, top_k
+
 DPI = 150
 LINE_SIZE = (5.8, 3.2)  # two side by side on a 1280-pixel-wide screen
 _STYLE = {"font.size": 9.5, "axes.titlesize": 11, "axes.labelsize": 9.5, "legend.fontsize": 8.5}
@@ -38,8 +40,8 @@ class Line:
 
 def is_fraction(metric: str) -> bool:
     """Metrics in [0, 1] that read better as percentages. Example: ``is_fraction("val_accuracy") -> True``."""
-    name = metric.split("val_raw_")[-1].split("val_")[-1]
-    return any(s in name for s in ("acc", "auc", "precision", "recall"))
+    name = base_name(metric)
+    return name in FRACTIONS or top_k(name) is not None or (name not in METRICS and higher_is_better(name))
 
 
 def _new(size: tuple[float, float]) -> Figure:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kerasopt.config.metric_names import higher_is_better
 from kerasopt.reporting.document import Code, Section, Table, Text, fmt
-from kerasopt.reporting.plots import is_fraction
 from kerasopt.reporting.rundata import NON_METRICS, RunData
 
 
 def best_of(run: RunData, key: str) -> tuple[float, int] | None:
-    """(best value, 1-based epoch) of a history column; accuracy-like metrics are maximized.
+    """(best value, 1-based epoch) of a history column; scores are maximized, losses and errors minimized.
 
     Same rule as ``metrics.json``'s ``best``, but over the whole history.csv (every resumed segment).
     """
@@ -19,7 +19,7 @@ def best_of(run: RunData, key: str) -> tuple[float, int] | None:
     if vals is None:
         return None
     pairs = [(v, e) for v, e in zip(vals, run.epochs) if math.isfinite(v)]
-    pick = max if is_fraction(key) else min
+    pick = max if higher_is_better(key) else min
     return pick(pairs, key=lambda p: p[0])
 
 
@@ -43,7 +43,8 @@ def metrics_table(run: RunData) -> Table:
             continue
         rows.append([k, fmt(run.history[k][-1]), fmt(b[0]), str(b[1])])
     return Table(["metric", "last epoch", "best", "best epoch"], rows,
-                 caption="Best is the maximum for accuracy-like metrics and the minimum otherwise.")
+                 caption="Best is the maximum for scores (accuracy, auc, f1, r2, ...) and the minimum for "
+                 "losses and errors.")
 
 
 def overview_section(run: RunData) -> Section:

@@ -145,7 +145,7 @@ def prepare_candidate(cfg: ExperimentConfig, spec: DataSpec, cand: Candidate) ->
         # one batch per call, so every call is one timed step
         one_step = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps_per_execution": 1})})
         comp.compile_model(model, one_step, optimizer, comp.build_loss(cfg, kind),
-                           comp.build_metrics(cfg, kind, one_hot), cand.jit)
+                           comp.build_metrics(cfg, kind, one_hot, spec.num_classes), cand.jit)
     finally:
         apply_policy("float32")
     data = iter(tf.data.Dataset.from_tensors(synthetic_batch(spec, batch, kind, one_hot)).repeat())

@@ -53,28 +53,18 @@ def build_loss(cfg: ExperimentConfig, kind: str) -> keras.losses.Loss:
     }[loss]()
 
 
-def build_metrics(cfg: ExperimentConfig, kind: str, one_hot: bool) -> list:
-    """Default: accuracy for classification, mae for regression; named ones are checked."""
-    if cfg.train.metrics is None:
-        if kind == "regression":
-            return [keras.metrics.MeanAbsoluteError(name="mae")]
-        if kind == "binary":
-            return [keras.metrics.BinaryAccuracy(name="accuracy")]
-        acc = keras.metrics.CategoricalAccuracy if one_hot else keras.metrics.SparseCategoricalAccuracy
-        return [acc(name="accuracy")]
-    out = []
-    for name in cfg.train.metrics:
-        if name in ("accuracy", "acc"):
-            out.append("accuracy")  # Keras picks sparse/categorical/binary from the loss and shapes
-            continue
-        try:
-            metric = keras.metrics.get(name)
-        except ValueError:
-            metric = None
-        if metric is None or isinstance(metric, str) or not callable(metric):
-            raise ConfigError(f"unknown metric '{name}' (a tf_keras metric name, e.g. accuracy, auc, mae)",
-                              key="train.metrics") from None
-    return out
+def build_metrics(cfg: ExperimentConfig, kind: str, one_hot: bool, num_classes: Optional[int] = None) -> list:
+    """``train.metrics`` as metric objects, each logged under its canonical name (``auc``, ``val_auc``).
+
+    Default: accuracy for classification, mae for regression. ``num_classes`` is needed by the
+    multi-class precision/recall/f1/auc and checks top-k.
+    """
+    from kerasopt.training.metrics import make_metric
+
+    names = cfg.train.metrics
+    if names is None:
+        names = ["mae"] if kind == "regression" else ["accuracy"]
+    return [make_metric(name, kind, one_hot, num_classes) for name in names]
 
 
 def class_weights(cfg: ExperimentConfig, spec: DataSpec) -> Optional[dict[int, float]]:

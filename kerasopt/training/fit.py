@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from kerasopt.config.loader import ConfigLike, load_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
 from kerasopt.training.rundir import RunDir, check_run_dir, create_run_dir, resolve_run_dir
+from kerasopt.training.runlock import RunLock
 
 
 @dataclass
@@ -81,9 +83,18 @@ def fit(
     chief = launch_rank(cfg.distribute.backend) == 0
     say = (print_fn or console_print) if chief else (lambda msg: None)
     rd = resolve_run_dir(cfg, run_dir)
-    if chief:
-        check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
+    # One process per run directory: a re-submitted job or a second terminal gets exit 2, not a mixed run.
+    lock = RunLock(rd.path) if chief else None
+    with lock or contextlib.nullcontext():
+        if chief:
+            check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
+        return _train(cfg, rd, chief=chief, say=say, resume=resume, overwrite=overwrite, callbacks=callbacks,
+                      t_start=t_start)
 
+
+def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str], None], resume: bool,
+           overwrite: bool, callbacks: Iterable[Any], t_start: float) -> FitResult:
+    """:func:`fit` after the run directory is locked and checked."""
     from kerasopt._keras import keras, tf
     from kerasopt.data.pipeline import build_datasets
     from kerasopt.distribute.strategy import choose_strategy, xla_unsupported
@@ -155,7 +166,7 @@ def fit(
                 say(f"distilling from {cfg.distill.teacher} (alpha {cfg.distill.alpha}, "
                     f"temperature {cfg.distill.temperature})")
             comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
-                               comp.build_metrics(cfg, kind, one_hot), decision.jit_compile)
+                               comp.build_metrics(cfg, kind, one_hot, spec.num_classes), decision.jit_compile)
             prepare_accumulation(train_model)
         cw = comp.class_weights(cfg, spec)
         val_ds = choice.dataset(_prepare_labels(bundle.val, kind, one_hot, spec.num_classes))
@@ -170,7 +181,7 @@ def fit(
         start_epoch = start_batch = 0
         if resume:
             with choice.strategy.scope():  # optimizer slots created for the restore must be distributed
-                start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint)
+                start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint, say)
             if start_batch >= steps:  # stopped after an epoch's last batch: that epoch is complete
                 start_epoch, start_batch = start_epoch + 1, 0
             if hvd:  # every rank continues from rank 0's position
@@ -195,6 +206,7 @@ def fit(
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)
         _final_weights(cfg, named)
+        loop.check_finite(model)  # a diverged run exports nothing and exits 1
         if choice.name == "multi_worker":  # export and report from a plain copy: no collective on the chief alone
             from kerasopt.distribute.multi_worker import local_copy
 
@@ -236,14 +248,21 @@ def _final_weights(cfg: ExperimentConfig, named: dict) -> None:
         ema.apply_ema_to_model()
 
 
-def _restore(rd: RunDir, train_model, callbacks: list, fingerprint: str) -> tuple[int, int]:
+def _restore(rd: RunDir, train_model, callbacks: list, fingerprint: str,
+             say: Callable[[str], None]) -> tuple[int, int]:
     from kerasopt.callbacks.base import StatefulCallback
-    from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_checkpoint
+    from kerasopt.callbacks.checkpoint import newest_intact, read_meta, restore_checkpoint
 
-    ckpt = find_checkpoint(rd.checkpoints)
-    if ckpt is None:  # check_run_dir saw one; a race with another process removed it
+    ckpt, damaged = newest_intact(rd.checkpoints)
+    problems = "; ".join(f"{rd.checkpoints / name}: {why}" for name, why in damaged.items())
+    if ckpt is None:
+        if damaged:
+            raise ConfigError(f"--resume: no intact checkpoint to resume from ({problems})")
         raise ConfigError(f"--resume: no checkpoint in {rd.checkpoints}")
     meta = read_meta(ckpt)
+    if damaged:
+        say(f"checkpoint damaged ({problems}); resuming from '{ckpt.name}' instead (epoch {meta.get('epoch')}, "
+            f"step {meta.get('step')}), the newest intact one")
     if meta.get("fingerprint") and meta["fingerprint"] != fingerprint:
         raise ConfigError(
             f"--resume: the model section differs from the one that wrote {ckpt}; "

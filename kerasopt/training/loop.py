@@ -10,13 +10,16 @@ the last good checkpoint is reloaded, the LR scale is multiplied by
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
 from kerasopt._keras import keras
 from kerasopt.callbacks.base import StatefulCallback
-from kerasopt.callbacks.checkpoint import find_checkpoint, restore_checkpoint
+from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_checkpoint
 from kerasopt.errors import TrainingDiverged
 
 
@@ -146,6 +149,26 @@ class TrainingLoop:
     @property
     def epochs_done(self) -> list[int]:
         return sorted(self.epoch_logs)
+
+    def check_finite(self, model: keras.Model) -> None:
+        """Raise ``TrainingDiverged`` when the run ends with a non-finite loss or non-finite weights.
+
+        Reached when the NaN guard is off (or let a NaN through): such a run is never a success, and
+        nothing is exported from it. The checkpoints hold only finite epochs (they skip non-finite logs).
+        """
+        bad_epoch = next((e for e in sorted(self.epoch_logs)
+                          if not math.isfinite(self.epoch_logs[e].get("loss", 0.0))), None)
+        finite_weights = all(bool(np.isfinite(w).all()) for w in model.get_weights())
+        if bad_epoch is None and finite_weights:
+            return
+        where = f"at epoch {bad_epoch + 1}" if bad_epoch is not None else "(non-finite weights)"
+        last = find_checkpoint(self.checkpoints)
+        kept = (f"the last finite checkpoint is {last} (epoch {read_meta(last).get('epoch')})" if last is not None
+                else "no checkpoint was kept")
+        guard = self.named.get("nan_guard")
+        why = ("the NaN guard is off: callbacks.nan_guard.enabled" if guard is None
+               else "the NaN guard did not catch it")
+        raise TrainingDiverged(f"training diverged {where}; {why}; no model was exported and {kept}")
 
 
 def _rows(history: dict[str, list]) -> list[dict[str, float]]:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from kerasopt.config.metric_names import higher_is_better
 from kerasopt.training.rundir import RunDir, write_json
 
 _console = Console(highlight=False)
@@ -26,7 +27,7 @@ def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None
     kept = [i for i, v in enumerate(vals) if math.isfinite(v)]  # a NaN epoch is never the best
     if not kept:
         return None
-    maximize = any(s in key for s in ("acc", "auc", "precision", "recall"))
+    maximize = higher_is_better(key)
     idx = max(kept, key=vals.__getitem__) if maximize else min(kept, key=vals.__getitem__)
     return vals[idx], idx
 

@@ -31,6 +31,7 @@ from kerasopt.config.loader import ConfigLike, dump_config, load_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
 from kerasopt.training.rundir import write_text_atomic
+from kerasopt.training.runlock import RunLock
 from kerasopt.tune import results as res
 from kerasopt.tune.display import TrialTable, fmt_values, short_names
 from kerasopt.tune.space import check_space
@@ -81,9 +82,15 @@ def tune(
     say = print_fn or console_print
     cfg = load_config(config, overrides)
     check_space(cfg)  # every mistake in the space fails here, before TensorFlow is imported
-    t = cfg.tune
     tdir = Path(tune_dir) if tune_dir else default_tune_dir(cfg)
-    resumed = _prepare_dir(tdir, cfg, overwrite)
+    with RunLock(tdir, "tune directory"):  # two searches in one folder would overwrite each other's records
+        return _search(cfg, tdir, _prepare_dir(tdir, cfg, overwrite), say, print_fn)
+
+
+def _search(cfg: ExperimentConfig, tdir: Path, resumed: bool, say: Callable[[str], None],
+            print_fn: Optional[Callable[[str], None]]) -> TuneResult:
+    """:func:`tune` once the tune directory is locked and prepared."""
+    t = cfg.tune
     records = {r["trial"]: r for r in res.load_records(tdir)}
 
     from kerasopt.tune.space import build_hyperparameters

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from training_runs import tabular_config
 
 import kerasopt
 from kerasopt.config import load_config
@@ -13,18 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(tmp_path, **sections):
-    base = {
-        "name": "e2e",
-        "runs_root": str(tmp_path / "runs"),
-        "data": {"source": "sklearn", "name": "wine", "batch_size": 32, "normalize": "standard"},
-        "model": {"type": "mlp", "hidden_units": [16]},
-        "train": {"epochs": 2, "optimizer": {"type": "adam", "learning_rate": 0.01}, "verbose": 0},
-        "callbacks": {"tensorboard": {"enabled": False}},
-        "export": {"formats": ["keras"]},
-    }
-    for k, v in sections.items():
-        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
-    return base
+    return tabular_config(tmp_path, **sections)
 
 
 def test_python_api_returns_model_history_and_run_dir(tmp_path):

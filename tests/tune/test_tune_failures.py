@@ -40,5 +40,30 @@ def test_consecutive_failures_stop_the_search(tmp_path):
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 1, out.output
     assert "search stopped: 2 trials failed in a row (tune.max_consecutive_failures=2)" in out.output
+    # the verb's own last line, not an ImportError caught by the guard (which also exits 1)
+    last = out.output.rstrip().splitlines()[-1]
+    assert "ImportError" not in out.output, out.output
+    assert last.startswith("error: search stopped: 2 trials failed in a row (tune.max_consecutive_failures=2)"), last
     records = json.loads((tmp_path / "runs" / "digits_tune" / "tune" / "records.json").read_text())
     assert [r["status"] for r in records.values()] == ["FAILED", "FAILED"]  # the third never ran
+
+
+def test_diverged_trials_with_the_guard_off_fail_and_nothing_is_best(tmp_path):
+    """Guard off, a diverging LR: every history had loss nan, yet each trial was COMPLETED at 0.1 and best."""
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"extends: {RECIPE}\ntrain:\n  optimizer: {{type: sgd, learning_rate: 20.0, momentum: 0.9}}\n")
+    overrides = {**fast(tmp_path, **_space(1.0e8, 1.0e9)), "tune.algorithm": "grid",
+                 "callbacks.nan_guard.enabled": False, "train.epochs": 2, "tune.max_consecutive_failures": 5}
+    args = ["tune", str(cfg)] + [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 1, out.output
+    tdir = tmp_path / "runs" / "digits_tune" / "tune"
+    records = json.loads((tdir / "records.json").read_text())
+    assert [r["status"] for r in records.values()] == ["FAILED", "FAILED"]
+    for r in records.values():
+        assert r["reason"].startswith("TrainingDiverged: training diverged at epoch"), r["reason"]
+        assert r["objective"] is None
+    assert not (tdir / "best.yaml").exists()
+    assert json.loads((tdir / "summary.json").read_text())["best"] is None
+    assert "error: no trial succeeded (2 trial(s), all failed): no best.yaml" in out.output
+    assert "best trial" not in out.output
