@@ -60,3 +60,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/vs_keras.py
 	$(BIN)/python benchmarks/cpu_levers.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/pipeline_limit.py

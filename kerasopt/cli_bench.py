@@ -60,9 +60,9 @@ def bench(config, overrides, variants, mode, steps, warmup, json_path, timeout):
     cfg = load_config(config, overrides)  # a bad config or --set fails here, before anything runs
     rows = session.plan(config, overrides, variants)
     json_path = json_path or Path(f"bench_{cfg.name}.json")
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)  # config paths and labels may hold "[...]"
     if not console.is_terminal:  # a log file or pipe: no need to squeeze the table into 80 columns
-        console = Console(highlight=False, width=150)
+        console = Console(highlight=False, width=150, markup=False)
     console.print(f"bench {config} ({mode}: {_MODES[mode]}): {len(rows)} row(s), {steps} steps each, "
                   f"each in its own process")
     status = None

@@ -194,3 +194,12 @@ def test_callbacks_folder_is_not_importable_as_top_level():
                          cwd=os.path.expanduser("~"))
     assert out.returncode != 0 and "No module named 'callbacks'" in out.stderr
     import kerasopt.callbacks.checkpoint  # noqa: F401  (installed under the package)
+
+
+def test_console_lines_print_brackets_as_text(capsys):
+    """A disk-cache path in brackets made `kerasopt fit` crash with rich's MarkupError."""
+    from kerasopt.training.report import console_print
+
+    line = "data: cache: on disk; val: reused [/tmp/c/data/shard-*.tfrecord-49183ee3c29c-val]; [bold]x[/bold]"
+    console_print(line)
+    assert capsys.readouterr().out.replace("\n", "") == line

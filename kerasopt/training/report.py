@@ -19,7 +19,7 @@ _console = Console(highlight=False)
 
 
 def console_print(msg: str) -> None:
-    _console.print(msg, soft_wrap=True)
+    _console.print(msg, soft_wrap=True, markup=False)  # paths like "[/data/x]" are text, not tags
 
 
 def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None:

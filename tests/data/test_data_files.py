@@ -5,8 +5,8 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from tfrecord_examples import example, write_records
 
-from kerasopt._keras import tf
 from kerasopt.data import build_datasets
 from kerasopt.data.sources import load_source
 from kerasopt.errors import ConfigError
@@ -71,26 +71,6 @@ def test_image_dir_empty_class_folder(image_folder, make_cfg):
     (image_folder / "birds").mkdir()
     with pytest.raises(ConfigError, match="birds has no PNG/JPEG images"):
         load_source(make_cfg(source="image_dir", path=str(image_folder)))
-
-
-def example(**features) -> bytes:
-    def feature(v):
-        if isinstance(v, bytes):
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-        v = np.atleast_1d(v)
-        if v.dtype.kind == "f":
-            return tf.train.Feature(float_list=tf.train.FloatList(value=v.tolist()))
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=v.tolist()))
-
-    feats = tf.train.Features(feature={k: feature(v) for k, v in features.items()})
-    return tf.train.Example(features=feats).SerializeToString()
-
-
-def write_records(path, records):
-    with tf.io.TFRecordWriter(str(path)) as w:
-        for r in records:
-            w.write(r)
-    return str(path)
 
 
 IMAGE_FEATURES = {"image": {"dtype": "image", "shape": [4, 6, 3]}, "label": {"dtype": "int64"}}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tfrecord_examples import example, write_records
 
 import kerasopt.data.checkprogress as checkprogress
 import kerasopt.data.manifest as manifest
@@ -253,26 +254,6 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys):
 
 
 # ----------------------------------------------------------------------------- TFRecord
-
-
-def example(**features) -> bytes:
-    def feature(v):
-        if isinstance(v, bytes):
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-        v = np.atleast_1d(v)
-        if v.dtype.kind == "f":
-            return tf.train.Feature(float_list=tf.train.FloatList(value=v.tolist()))
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=v.tolist()))
-
-    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
-                            ).SerializeToString()
-
-
-def write_records(path: Path, records: list[bytes]) -> str:
-    with tf.io.TFRecordWriter(str(path)) as w:
-        for r in records:
-            w.write(r)
-    return str(path)
 
 
 IMAGES = {"image": {"dtype": "image", "shape": [8, 8, 3]}, "label": {"dtype": "int64"}}

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from PIL import Image
+from tfrecord_examples import example, write_records
 
 from kerasopt._keras import tf
 from kerasopt.cli import main
@@ -283,26 +284,6 @@ def test_negative_and_undeclared_labels(tmp_path, fault_record):
 
 
 # ----------------------------------------------------------------------------- TFRecord
-
-
-def example(**features) -> bytes:
-    def feature(v):
-        if isinstance(v, bytes):
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-        v = np.atleast_1d(v)
-        if v.dtype.kind == "f":
-            return tf.train.Feature(float_list=tf.train.FloatList(value=v.tolist()))
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=v.tolist()))
-
-    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
-                            ).SerializeToString()
-
-
-def write_records(path: Path, records: list[bytes]) -> str:
-    with tf.io.TFRecordWriter(str(path)) as w:
-        for r in records:
-            w.write(r)
-    return str(path)
 
 
 @pytest.mark.parametrize(
