@@ -12,8 +12,9 @@ A disk cache is a ``tf.data`` cache file in the user cache folder
 decides the cached elements: every file's path, size and mtime, the examples
 selected (split, shard), the data settings before the cache and the element
 shape. A changed file or setting gives a new folder, so a stale cache is never
-read; the run prints why it rebuilds. tf.data writes the cache during the
-first pass and makes it readable only once that pass is complete.
+read; the run prints why it rebuilds. The cache is written in a pass of its own
+before training (``cache_store.fill_cache``); tf.data makes it readable only
+once that pass is complete.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ class DiskCache:
 def _why_rebuild(origin_dir: Path, payload: dict[str, Any]) -> str:
     last = read_json(origin_dir / "latest.json")
     if not last:
-        return "first run on these files: the cache is written during the first epoch"
+        return "first run on these files: written"
     if last.get("key") == digest(payload):
         return "rewriting: the last run stopped before its first pass over the data was complete"
     src, old = payload.get("source", {}), last.get("source", {})

@@ -60,8 +60,10 @@ class CheckProgress:
         ['checked', 'from_manifest', 'seconds']
     """
 
-    def __init__(self, total: int, what: str, quiet: Optional[bool] = None, started: Optional[float] = None) -> None:
+    def __init__(self, total: int, what: str, quiet: Optional[bool] = None, started: Optional[float] = None,
+                 verb: str = "checking", unit: str = "files") -> None:
         self.total, self.what, self.done = int(total), what, 0
+        self.verb, self.unit = verb, unit  # "checking image files ... 120 files/s"
         self.quiet = (not chief()) if quiet is None else quiet
         # ``started``: the ``time.perf_counter()`` when the check began (stat and manifest included).
         self.start = time.perf_counter() if started is None else started
@@ -76,7 +78,7 @@ class CheckProgress:
         if not self._shown and time.perf_counter() - self.start >= DELAY_SECONDS:
             self._open()
         if self._bar is not None:
-            self._bar.update(self._task, completed=min(self.done, self.total), rate=f"{self.rate():,.0f} files/s")
+            self._bar.update(self._task, completed=min(self.done, self.total), rate=f"{self.rate():,.0f} {self.unit}/s")
 
     def _open(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -86,7 +88,7 @@ class CheckProgress:
         if not out.is_terminal:  # a log file gets the summary line only, not bar redraws
             return
         self._bar = Progress(
-            TextColumn(f"checking {self.what}s"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"{self.verb} {self.what}s"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
             console=out, transient=True,
         )
@@ -97,12 +99,12 @@ class CheckProgress:
         elapsed = time.perf_counter() - self.start
         return self.done / elapsed if elapsed > 0 else 0.0
 
-    def close(self, reused: int) -> dict:
+    def close(self, reused: int, summary: bool = True) -> dict:
         seconds = time.perf_counter() - self.start
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        if self._shown:
+        if self._shown and summary:
             self._shown = False
             print(summary_line(self.what, self.total + reused, reused, seconds), file=sys.stderr)
         return {"checked": self.total, "from_manifest": int(reused), "seconds": round(seconds, 3)}

@@ -164,7 +164,9 @@ def test_a_partial_cache_from_a_killed_run_is_rewritten(tmp_path, make_cfg):
     bundle = build_datasets(cfg)
     folder = next(p for p in (tmp_path / "usercache" / "data").iterdir() if p.name.endswith("-train"))
     cache = next(p for p in folder.iterdir() if p.is_dir())
-    # What a SIGKILL in the first epoch leaves: a lockfile and part of the data, a writer that is gone.
+    # What a SIGKILL while the cache is written leaves: no index, a lockfile and part of the data, a
+    # writer that is gone (the first build wrote it whole, before training: take the index away).
+    (cache / "cache.index").unlink()
     (cache / "cache_0.lockfile").write_text("x")
     (cache / "writer.json").write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}))
     del bundle
