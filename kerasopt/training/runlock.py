@@ -88,8 +88,9 @@ class RunLock:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             self._remove_created_dirs()
-            raise ConfigError(f"cannot write the {self.what}: cannot create the lock file {self.path} "
-                              f"({e.strerror or e}); nothing was changed") from None
+            where = next((p for p in (self.path.parent, *self.path.parent.parents) if p.exists()), self.path.parent)
+            raise ConfigError(f"cannot write the {self.what}: {where} is not writable ({e.strerror or e}; "
+                              f"the lock file {self.path} could not be created); nothing was changed") from None
 
     def _remove_created_dirs(self) -> None:
         for folder in self._created:  # deepest first
