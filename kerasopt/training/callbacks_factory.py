@@ -24,19 +24,16 @@ from kerasopt.callbacks.progress import ProgressDisplay
 from kerasopt.callbacks.signals import GracefulStop
 from kerasopt.callbacks.tensorboard import TensorBoard
 from kerasopt.callbacks.throughput import Throughput
-from kerasopt.config.metric_names import unlogged
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
 from kerasopt.training.rundir import RunDir
 
 
-def _check_monitor(name: str, key: str, has_val: bool, metrics: list[str] | None) -> None:
+def _check_monitor(name: str, key: str, has_val: bool) -> None:
+    # (a monitor the run does not log is refused when the config loads: ExperimentConfig._cross)
     if name.startswith("val_") and not has_val:
         raise ConfigError(f"monitors '{name}' but there is no validation split (data.validation_split is 0)",
                           key=key)
-    why = unlogged(name, metrics)
-    if why:
-        raise ConfigError(why, key=key)
 
 
 def _ema_weights_reader(ema):
@@ -82,7 +79,7 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         from kerasopt.callbacks.plateau import ReduceLROnPlateau
 
         s = cfg.train.schedule
-        _check_monitor(s.monitor, "train.schedule.monitor", has_val, cfg.train.metrics)
+        _check_monitor(s.monitor, "train.schedule.monitor", has_val)
         named["plateau"] = ReduceLROnPlateau(monitor=s.monitor, mode=s.mode, factor=s.factor, patience=s.patience,
                                              cooldown=s.cooldown, min_delta=s.min_delta, min_lr=s.min_lr)
     if c.nan_guard.enabled:
@@ -94,7 +91,7 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
             named["nan_guard"].sync = max_across_workers(hvd)
     if c.early_stopping.enabled:
         es = c.early_stopping
-        _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val, cfg.train.metrics)
+        _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
         named["early_stopping"] = ResumableEarlyStopping(es.monitor, es.mode, es.patience, es.min_delta,
                                                          es.restore_best_weights)
         if "ema" in named and c.ema.export == "ema":
@@ -115,7 +112,7 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
     if c.checkpoint.enabled and (chief or mw is not None):
         ck = c.checkpoint
-        _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val, cfg.train.metrics)
+        _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
         named["checkpoint"] = AtomicCheckpoint(
             rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
             every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
