@@ -9,7 +9,7 @@ from typing import Optional
 
 from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
-from kerasopt.data.source_base import SourceData
+from kerasopt.data.source_base import SourceData, as_written
 from kerasopt.data.sources_files import DECODE_CHUNK
 from kerasopt.data.transforms import check_image
 from kerasopt.errors import ConfigError
@@ -37,8 +37,8 @@ class Prep:
         if self.noop(x_spec, y_spec):
             return ds
         if not x_spec.shape.is_fully_defined():
-            return ds.map(self.fn, num_parallel_calls=self.calls)
-        chunks = ds.batch(PREP_CHUNK).map(lambda x, y: self.fn(x, y, (-1,)), num_parallel_calls=self.calls)
+            return ds.map(as_written(self.fn), num_parallel_calls=self.calls)
+        chunks = ds.batch(PREP_CHUNK).map(as_written(lambda x, y: self.fn(x, y, (-1,))), num_parallel_calls=self.calls)
         return chunks.unbatch()
 
     def on_batch(self, x: tf.Tensor, y: tf.Tensor):

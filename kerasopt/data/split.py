@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -30,15 +31,60 @@ def split_indices(
     if n_val >= n:
         return every[:0], every, False
     if stratify:
-        from sklearn.model_selection import train_test_split
-
-        try:
-            train, val = train_test_split(every, test_size=n_val, random_state=seed, stratify=y)
-            return np.sort(train), np.sort(val), True
-        except ValueError:
-            pass  # a class with one member, or fewer val slots than classes
+        split = _stratified(np.asarray(y), n_val, seed)
+        if split is not None:
+            return np.sort(split[0]), np.sort(split[1]), True
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val]), False
+
+
+def _stratified(y: np.ndarray, n_val: int, seed: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's ``train_test_split(..., test_size=n_val, random_state=seed, stratify=y)``, unsorted.
+
+    The same draws from the same ``RandomState`` in the same order as scikit-learn 1.x's
+    ``StratifiedShuffleSplit`` (a test compares them), without its import: scikit-learn and
+    SciPy took ~0.55 s of a second run's ~2 s start-up after the TensorFlow import. Kept here, the
+    split also stays the same whatever scikit-learn version is installed. ``None`` where
+    scikit-learn refuses: a class with one member, or fewer train or validation slots than classes.
+    """
+    if y.ndim == 2:  # one row per example: each distinct row is a class
+        y = np.array([" ".join(row.astype("str")) for row in y])
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    n_train = len(y) - n_val
+    if counts.min() < 2 or n_train < len(counts) or n_val < len(counts):
+        return None
+    members = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_i = _approximate_mode(counts, n_train, rng)
+    t_i = _approximate_mode(counts - n_i, n_val, rng)
+    train: list[int] = []
+    val: list[int] = []
+    for i, count in enumerate(counts):
+        shuffled = members[i].take(rng.permutation(count), mode="clip")
+        train.extend(shuffled[: n_i[i]])
+        val.extend(shuffled[n_i[i]: n_i[i] + t_i[i]])
+    return np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Examples per class when ``draws`` are taken in proportion: floors, then the largest remainders
+    (ties broken at random), as scikit-learn's ``_approximate_mode``.
+
+    Example: counts [4, 2], 3 draws -> [2, 1].
+    """
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            now = min(len(tied), need)
+            floored[rng.choice(tied, size=now, replace=False)] += 1
+            need -= now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def shard_indices(indices: np.ndarray, shard: tuple[int, int]) -> np.ndarray:

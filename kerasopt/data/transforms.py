@@ -13,6 +13,7 @@ import numpy as np
 
 from kerasopt._keras import keras, tf
 from kerasopt.config.data_schema import AugmentConfig
+from kerasopt.data.source_base import as_written
 from kerasopt.errors import ConfigError
 
 
@@ -120,7 +121,8 @@ def batch_transform(
             x = (x - offset) / scale
         return x, y
 
-    return apply
+    # Keras augmentation layers are left to AutoGraph, as Keras expects; the rest is plain ops.
+    return apply if augmenter is not None else as_written(apply)
 
 
 def check_image(shape: tuple, key: str, what: str, received: object) -> None:

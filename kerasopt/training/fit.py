@@ -46,13 +46,14 @@ def model_fingerprint(cfg: ExperimentConfig) -> str:
 
 def _prepare_labels(ds, kind: str, one_hot: bool, num_classes: Optional[int]):
     from kerasopt._keras import tf
+    from kerasopt.data.source_base import as_written
 
     if ds is None:
         return None
     if kind == "binary":
-        return ds.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1))))
+        return ds.map(as_written(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1)))))
     if one_hot:
-        return ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)))
+        return ds.map(as_written(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes))))
     return ds
 
 

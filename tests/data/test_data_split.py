@@ -54,3 +54,35 @@ def test_shard_indices_partition_the_training_set():
     idx = np.arange(10, 20)
     parts = [shard_indices(idx, (i, 3)) for i in range(3)]
     assert [p.tolist() for p in parts] == [[10, 13, 16, 19], [11, 14, 17], [12, 15, 18]]
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_stratified_split_equals_scikit_learns(case):
+    # kerasopt draws its own stratified split (no scikit-learn import at start-up); it must be the
+    # split every earlier run got from train_test_split, ties between class remainders included.
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(case)
+    classes = int(rng.integers(2, 12))
+    y = rng.integers(0, classes, size=int(rng.integers(30, 400)))
+    if case % 4 == 0:
+        y = np.array([f"class_{v}" for v in y])  # string labels (CSV) sort like sklearn's
+    fraction = float(rng.choice([0.1, 0.2, 0.25, 1 / 3, 0.5]))
+    train, val, stratified = split_indices(y, fraction, seed=case, stratify=True)
+    try:
+        ref_train, ref_val = train_test_split(np.arange(len(y)), test_size=len(val), random_state=case, stratify=y)
+    except ValueError:
+        assert not stratified  # scikit-learn refuses, kerasopt falls back to a plain shuffle
+        return
+    assert stratified
+    assert np.array_equal(train, np.sort(ref_train)) and np.array_equal(val, np.sort(ref_val))
+
+
+def test_stratified_split_of_digits_is_unchanged():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    y = load_digits().target
+    _, val, _ = split_indices(y, 0.2, seed=42, stratify=True)
+    _, ref = train_test_split(np.arange(len(y)), test_size=360, random_state=42, stratify=y)
+    assert np.array_equal(val, np.sort(ref))
