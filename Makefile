@@ -54,6 +54,7 @@ clean:
 
 bench: install horovod
 	$(BIN)/python benchmarks/callbacks_overhead.py
+	$(BIN)/python benchmarks/checkpoint_cost.py
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/horovod_scaling.py
 	$(BIN)/python benchmarks/compression.py

@@ -20,12 +20,14 @@ its temporary folder, leaves the previous checkpoint as it was and raises
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -211,30 +213,123 @@ def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
     return items
 
 
+class BackgroundWriter:
+    """Finishes checkpoint writes on one thread, in the order they were asked for.
+
+    The training thread only takes the snapshot (TensorFlow's async checkpoint copies every
+    variable, then writes the copies from its own thread); this thread then waits for the files,
+    records their sizes and checksums, writes ``meta.json`` and renames the folder into place,
+    and makes the ``best`` and top-k copies. A failure is raised by the next :meth:`wait` (the
+    next save, or the end of ``fit``) as the same :class:`CheckpointWriteError` a synchronous
+    write raises. Python joins the thread at exit, so a finished process has finished its writes.
+    """
+
+    def __init__(self) -> None:
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pending: list[Future] = []
+        self._failed = False  # a job failed since the last wait: later ones (a copy of it) are skipped
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kerasopt-checkpoint")
+
+        def run() -> None:
+            if self._failed:
+                return
+            try:
+                job()
+            except BaseException:
+                self._failed = True
+                raise
+
+        self._pending.append(self._pool.submit(run))
+
+    def wait(self) -> None:
+        """Block until every submitted job is done; raise the first one's error."""
+        pending, self._pending = self._pending, []
+        error: Optional[BaseException] = None
+        for f in pending:
+            error = error or f.exception()
+        self._failed = False
+        if error is not None:
+            raise error
+
+
+ASYNC_WRITE = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
+
+
+class _QuietLossScaleSkip(logging.Filter):
+    """Drops TensorFlow's "Trackable <LossScaleOptimizer> skipped" warning, logged at every async save.
+
+    A loss-scale optimizer holds no tensors of its own: its state is its inner optimizer's
+    variables and the loss-scale variables, which the async checkpoint copies one by one, so
+    skipping the wrapper object loses nothing (``tests/training/test_mixed_precision_cpu.py``
+    resumes a float16 run exactly, loss scale included). Any other skipped trackable still warns.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (args and "skipped due to" in str(record.msg)
+                    and type(args[0]).__name__.startswith("LossScaleOptimizer"))
+
+
+logging.getLogger("absl").addFilter(_QuietLossScaleSkip())
+
+
+def _async_error(ckpt: tf.train.Checkpoint) -> None:
+    """Raise what TensorFlow's async writer thread stored (it would surface only at the next write)."""
+    helper = getattr(ckpt, "_async_checkpointer_impl", None)
+    check = getattr(helper, "_check_async_thread_error", None)
+    if check is not None:
+        check()
+
+
 def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
-                    ckpt: Optional[tf.train.Checkpoint] = None) -> Path:
+                    ckpt: Optional[tf.train.Checkpoint] = None, writer: Optional[BackgroundWriter] = None) -> Path:
     """Write ``folder/which`` atomically and return its path.
 
     Pass the same ``ckpt`` (a ``tf.train.Checkpoint`` of ``items``) on every call
-    to reuse its traced save function: a new object per save re-traces it.
+    to reuse its traced save function: a new object per save re-traces it. With a
+    ``writer``, this returns once the values are copied, and the writer finishes the
+    folder (the caller waits for the writer before the next save into the same folder).
     """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{which}-{os.getpid()}"
+    ckpt = ckpt if ckpt is not None else tf.train.Checkpoint(**items)
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        (ckpt if ckpt is not None else tf.train.Checkpoint(**items)).write(str(tmp / PREFIX))
-        meta = {**meta, "files": file_digests(tmp)}  # --resume verifies these before trusting the folder
-        with open(tmp / "meta.json", "w") as f:
-            json.dump(meta, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
+        if writer is None:
+            ckpt.write(str(tmp / PREFIX))
+        else:  # a snapshot: training may change the variables as soon as this returns
+            ckpt.write(str(tmp / PREFIX), options=ASYNC_WRITE)
     except (OSError, tf.errors.OpError) as e:  # disk full, EFBIG, EROFS: keep the old one and say so
         shutil.rmtree(tmp, ignore_errors=True)  # give the space back
         raise _write_failed(e, folder, which) from e
     final = folder / which
-    _swap_in(tmp, final)
+
+    def finish() -> None:
+        try:
+            if writer is not None:
+                ckpt.sync()
+                _async_error(ckpt)
+            files = file_digests(tmp)  # --resume verifies these before trusting the folder
+            if f"{PREFIX}.index" not in files:
+                raise OSError(f"{PREFIX}.index was not written")
+            with open(tmp / "meta.json", "w") as f:
+                json.dump({**meta, "files": files}, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+        except (OSError, tf.errors.OpError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _write_failed(e, folder, which) from e
+        _swap_in(tmp, final)
+
+    if writer is None:
+        finish()
+    else:
+        writer.submit(finish)
     return final
 
 
@@ -273,6 +368,11 @@ class AtomicCheckpoint(StatefulCallback):
     may write the run directory; a scratch save goes to a temporary folder removed at once.
     ``agree`` (all workers) turns this worker's "no checkpoint yet" into the chief's answer.
 
+    ``background=True`` (not with ``scratch``): a save takes a snapshot of the variables and
+    returns; a :class:`BackgroundWriter` writes and renames the folder while training goes on.
+    The next save, a SIGTERM save and the end of each ``fit`` wait for it, so at most one write is
+    in flight and nothing reads a folder being written.
+
     Example:
         >>> AtomicCheckpoint("runs/x/checkpoints", monitor="val_accuracy", mode="max")  # doctest: +SKIP
     """
@@ -280,7 +380,8 @@ class AtomicCheckpoint(StatefulCallback):
     def __init__(self, folder: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
                  save_top_k: int = 1, every_n_steps: Optional[int] = None, fingerprint: str = "",
                  config: Optional[dict] = None, callbacks: Optional[list] = None,
-                 skip_save: Optional[Callable[[], bool]] = None, scratch: bool = False) -> None:
+                 skip_save: Optional[Callable[[], bool]] = None, scratch: bool = False,
+                 background: bool = True) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
@@ -298,6 +399,8 @@ class AtomicCheckpoint(StatefulCallback):
         self.callbacks = callbacks if callbacks is not None else []  # whose state goes into each checkpoint
         self.skip_save = skip_save or (lambda: False)
         self.scratch = scratch
+        # scratch saves all-reduce sync-on-read variables: every worker must take part, in step
+        self.writer = BackgroundWriter() if background and not scratch else None
         self.agree: Optional[Callable[[bool], bool]] = None
         self.best_value: Optional[float] = None
         self.top_k: list[tuple[float, int]] = []  # (value, epoch)
@@ -334,7 +437,8 @@ class AtomicCheckpoint(StatefulCallback):
             self._ckpt_key, self._ckpt = key, tf.train.Checkpoint(**items)
         meta = self._meta(epoch, batch, logs or {}, value)
         if not self.scratch:
-            return save_checkpoint(self.folder, which, items, meta, self._ckpt)
+            self.flush()  # the previous write (same temporary folder) is done, or its error is raised
+            return save_checkpoint(self.folder, which, items, meta, self._ckpt, self.writer)
         tmp = Path(tempfile.mkdtemp(prefix="kerasopt-worker-ckpt-"))
         try:
             save_checkpoint(tmp, which, items, meta, self._ckpt)
@@ -391,8 +495,19 @@ class AtomicCheckpoint(StatefulCallback):
             self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
 
     def save_partial(self, logs: Optional[dict] = None) -> Path:
-        """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done."""
-        return self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
+        """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done.
+        Returns once the folder is written."""
+        path = self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
+        self.flush()
+        return path
+
+    def flush(self) -> None:
+        """Wait for background writes; raise a failed one's :class:`CheckpointWriteError`."""
+        if self.writer is not None:
+            self.writer.wait()
+
+    def on_train_end(self, logs=None):
+        self.flush()
 
     def _better(self, value: float, than: Optional[float]) -> bool:
         if than is None:
@@ -420,12 +535,21 @@ class AtomicCheckpoint(StatefulCallback):
             dropped = self.top_k[self.save_top_k:]
             self.top_k = self.top_k[: self.save_top_k]
         last = self.save("last", epoch=epoch + 1, batch=0, logs=logs, value=value)
-        if improved:
-            self._copy(last, "best")
+        copies, drop = (["best"] if improved else []), []
         if entered and self.save_top_k > 1 and not self.scratch:
-            self._copy(last, f"epoch-{epoch + 1:04d}")
-            for _, e in dropped:
-                shutil.rmtree(self.folder / f"epoch-{e:04d}", ignore_errors=True)
+            copies.append(f"epoch-{epoch + 1:04d}")
+            drop = [self.folder / f"epoch-{e:04d}" for _, e in dropped]
+
+        def copy_then_drop() -> None:  # after `last` is in place (the writer runs jobs in order)
+            for which in copies:
+                self._copy(last, which)
+            for old in drop:
+                shutil.rmtree(old, ignore_errors=True)
+
+        if self.writer is not None:
+            self.writer.submit(copy_then_drop)
+        else:
+            copy_then_drop()
 
     def _copy(self, src: Path, which: str) -> None:
         if self.scratch:
