@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
+from typing import Optional
 
 import click
 
@@ -44,6 +46,22 @@ def summary_line(e: BaseException) -> str:
     return cause + (f" (at node {node})" if node else "")
 
 
+def assertion_text(e: BaseException) -> Optional[str]:
+    """The message of a failed ``tf.debugging.Assert`` inside a graph error, its parts joined; else None.
+
+    Example:
+        >>> assertion_text(ValueError("Error in map: assertion failed: [file changed:] [a.png] [is] [40]"
+        ...                           " (at node m)\\n\\t [[{{node m}}]]"))
+        'file changed: a.png is 40'
+    """
+    text = str(e)
+    if "assertion failed: " not in text:
+        return None
+    tail = text.split("assertion failed: ", 1)[1].splitlines()[0]
+    parts = [p.strip() for p in re.findall(r"\[([^\[\]]*)\]", tail)]
+    return " ".join(p for p in parts if p) or None
+
+
 def _guard(fn):
     """Run a verb; ConfigError -> exit 2 with one line, anything else -> exit 1."""
 
@@ -65,7 +83,8 @@ def _guard(fn):
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if os.environ.get("KERASOPT_DEBUG"):
                 raise
-            _err(f"{type(e).__name__}: {summary_line(e)} (set KERASOPT_DEBUG=1 for the traceback)")
+            checked = assertion_text(e)  # kerasopt's own checks inside the data pipeline say it all
+            _err(checked or f"{type(e).__name__}: {summary_line(e)} (set KERASOPT_DEBUG=1 for the traceback)")
             sys.exit(EXIT_ERROR)
 
     return wrapper

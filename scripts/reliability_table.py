@@ -14,9 +14,9 @@ Usage::
 
 Example:
     >>> print(render([{"fault": "SIGKILL", "outcome": "resumed", "test": "t"}] * 2))
-    | fault | tried | outcome |
-    |---|---:|---|
-    | SIGKILL | 2 | resumed |
+    | fault | tried | outcome | run by |
+    |---|---:|---|---|
+    | SIGKILL | 2 | resumed | make test |
 """
 
 from __future__ import annotations
@@ -58,10 +58,13 @@ def select_session(records: list[dict], session: str = "latest") -> list[dict]:
     return [r for r in records if r.get("session") == session]
 
 
-def aggregate(records: list[dict]) -> list[tuple[str, int, str]]:
-    """``(fault, tried, outcome)`` rows; a failed test's faults say so, as does a test that failed unrecorded."""
+def aggregate(records: list[dict]) -> list[tuple[str, int, str, str]]:
+    """``(fault, tried, outcome, run by)`` rows; a failed test's faults say so, as does a test that failed
+    unrecorded. ``run by`` is ``make test`` when a test outside the ``slow`` marker tried the fault,
+    else ``make reliability-long``."""
     failed = {r["test"] for r in records if r.get("failed")}
     rows: dict[str, Counter] = {}
+    quick: dict[str, bool] = {}
     recorded_tests = set()
     for r in records:
         if "fault" not in r:
@@ -70,7 +73,9 @@ def aggregate(records: list[dict]) -> list[tuple[str, int, str]]:
         outcome = str(r.get("outcome", ""))
         if r.get("test") in failed:
             outcome = f"TEST FAILED ({outcome})"
-        rows.setdefault(str(r["fault"]), Counter())[outcome] += 1
+        fault = str(r["fault"])
+        rows.setdefault(fault, Counter())[outcome] += 1
+        quick[fault] = quick.get(fault, False) or not r.get("slow", False)
     for test in sorted(failed - recorded_tests):
         rows.setdefault(f"`{test}`", Counter())["TEST FAILED before recording its outcome"] += 1
     table = []
@@ -80,7 +85,7 @@ def aggregate(records: list[dict]) -> list[tuple[str, int, str]]:
             text = next(iter(outcomes))
         else:
             text = "; ".join(f"{o} ({n}x)" for o, n in outcomes.most_common())
-        table.append((fault, tried, text))
+        table.append((fault, tried, text, "make test" if quick.get(fault, True) else "make reliability-long"))
     return table
 
 
@@ -94,9 +99,9 @@ def _cell(text: str) -> str:
 
 def render(records: list[dict]) -> str:
     """The markdown table (header only when there are no records)."""
-    lines = ["| fault | tried | outcome |", "|---|---:|---|"]
-    for fault, tried, outcome in aggregate(records):
-        lines.append(f"| {_cell(fault)} | {tried} | {_cell(outcome)} |")
+    lines = ["| fault | tried | outcome | run by |", "|---|---:|---|---|"]
+    for fault, tried, outcome, run_by in aggregate(records):
+        lines.append(f"| {_cell(fault)} | {tried} | {_cell(outcome)} | {run_by} |")
     return "\n".join(lines)
 
 

@@ -138,9 +138,9 @@ def size_guard(data: tf.Tensor, expected: tf.Tensor, file: tf.Tensor) -> tf.Tens
     training with a decoder message that names no file; this names it.
     """
     same = tf.equal(tf.cast(tf.strings.length(data), tf.int64), expected)
-    check = tf.debugging.Assert(
-        same, ["image file changed after kerasopt checked it (bytes now, bytes then):", file,
-               tf.strings.length(data), expected],
+    check = tf.debugging.Assert(  # the CLI prints the parts joined: "...: a.png is 40 bytes, was 268 bytes ..."
+        same, ["image file changed after kerasopt checked it:", file, "is", tf.strings.length(data), "bytes, was",
+               expected, "bytes when checked; run again to check it anew"],
     )
     with tf.control_dependencies([check]):
         return tf.identity(data)

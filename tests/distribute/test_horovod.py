@@ -166,3 +166,71 @@ def test_a_failing_rank_names_itself_and_the_job_stops(cfg_path, tmp_path):
     text = out.stdout + out.stderr
     assert "[rank 1] error: train.epochs" in text
     assert "Terminating remaining workers" in text
+
+
+PID_SCRIPT = textwrap.dedent("""
+    import os, runpy, sys
+    with open(os.path.join(sys.argv[3], "pid" + os.environ["HOROVOD_RANK"]), "w") as f:
+        f.write(str(os.getpid()))
+    runpy.run_path(sys.argv[5], run_name="__main__")
+""")  # run.py (argv[5]) after writing this rank's pid, so the test can signal one rank
+
+
+def test_sigterm_to_one_rank_stops_both_after_one_batch_then_both_resume(cfg_path, tmp_path):
+    """Rank 1 alone is signalled (a preempted node). Both ranks agree to stop after the same batch,
+    rank 0 saves that position, both exit 0; a resumed pair of ranks starts there, together."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    script, wrapper = tmp_path / "run.py", tmp_path / "wrap.py"
+    script.write_text(SCRIPT)
+    wrapper.write_text(PID_SCRIPT)
+    run = tmp_path / "run"
+    long_cfg = tmp_path / "long.yaml"
+    long_cfg.write_text(yaml.safe_dump(dict(CFG, train={**CFG["train"], "epochs": 60},
+                                            callbacks={**CFG["callbacks"], "tensorboard": {"enabled": False}})))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
+                             str(long_cfg), str(run), str(out_dir), "0", str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    meta = run / "checkpoints" / "last" / "meta.json"
+    t0 = time.time()
+    try:
+        while True:
+            try:
+                if json.loads(meta.read_text())["epoch"] >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            assert proc.poll() is None, "the job ended before the signal:\n" + proc.stdout.read()[-3000:]
+            assert time.time() - t0 < 300
+            time.sleep(0.05)
+        os.kill(int((out_dir / "pid1").read_text()), signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output[-3000:]  # run.py prints nothing of its own: metrics.json tells
+    metrics = json.loads((run / "metrics.json").read_text())
+    saved = json.loads(meta.read_text())
+    assert metrics["interrupted_by"] == "SIGTERM" and 2 <= saved["epoch"] < 60
+    # Both ranks stopped after the same batch: rank 0's checkpoint and both ranks' weights agree.
+    w0, w1 = (np.load(out_dir / f"rank{i}.npz") for i in (0, 1))
+    for key in w0.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    steps = 23  # ceil(1437 training images / global batch 64)
+    stopped = saved["epoch"] + (saved["batch"] > 0)  # epochs begun
+
+    short = tmp_path / "resume.yaml"
+    short.write_text(yaml.safe_dump(dict(CFG, train={**CFG["train"], "epochs": stopped + 1},
+                                         callbacks={**CFG["callbacks"], "tensorboard": {"enabled": False}})))
+    res = _hvdrun(sys.executable, str(script), str(short), str(run), str(out_dir), "1")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    r0, r1 = (json.loads((out_dir / f"rank{i}.json").read_text()) for i in (0, 1))
+    expected = saved["epoch"] + (saved["batch"] >= steps)  # a stop after an epoch's last batch resumes at the next
+    assert r0["resumed_from_epoch"] == r1["resumed_from_epoch"] == expected
+    w0, w1 = (np.load(out_dir / f"rank{i}.npz") for i in (0, 1))
+    for key in w0.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    done = json.loads((run / "metrics.json").read_text())
+    assert done["last_epoch"] == stopped + 1
+    assert len((run / "history.csv").read_text().strip().splitlines()) == stopped + 1 + 1

@@ -219,8 +219,7 @@ def test_two_workers_identical_weights_chief_writes_accuracy_matches_single(cfg_
     assert abs(r0["val_accuracy"] - acc1) <= 0.02 + 1e-9
 
 
-@pytest.mark.slow
-def test_sigterm_to_one_worker_stops_both_at_one_batch_then_both_resume(cfg_path, tmp_path):
+def test_sigterm_to_one_worker_stops_both_at_one_batch_then_both_resume(cfg_path, tmp_path):  # ~26 s
     """The non-chief is signalled; the stop is agreed (no worker left waiting in an all-reduce),
     the chief saves the partial epoch, and a resumed pair of workers finishes the run."""
     run = tmp_path / "run"

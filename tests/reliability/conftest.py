@@ -1,7 +1,7 @@
 """The reliability suite's ledger: every fault a test injects is recorded with its outcome.
 
 ``fault_record(fault, outcome, **details)`` appends one JSON line
-``{"fault", "outcome", "test", "session", ...details}`` to ``$KERASOPT_FAULT_LOG``
+``{"fault", "outcome", "test", "session", "slow", ...details}`` to ``$KERASOPT_FAULT_LOG``
 (default ``tests/reliability/.fault_log.jsonl``); a test that fails adds a
 ``{"test", "session", "failed": true}`` line. At the end of the session the
 terminal shows "fault | tried | outcome" for this session's records, and
@@ -41,7 +41,9 @@ def fault_record(request):
 
     def record(fault: str, outcome: str, **details) -> None:
         _append({"fault": fault, "outcome": outcome, "test": request.node.nodeid, "session": SESSION,
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **details})
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 # `slow` tests run in `make reliability-long` only, not in `make test`
+                 "slow": request.node.get_closest_marker("slow") is not None, **details})
 
     return record
 

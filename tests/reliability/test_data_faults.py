@@ -134,7 +134,7 @@ def test_skip_that_empties_a_class_is_an_error(tmp_path, fault_record):
     fault_record("image_dir: every image of one class broken, on_bad_file: skip", f"exit 2: {e.value}")
 
 
-def test_file_changed_after_the_check_names_the_file_mid_training(tmp_path, fault_record):
+def test_file_changed_after_the_check_names_the_file_mid_training(tmp_path, monkeypatch, fault_record):
     root = image_folder(tmp_path / "photos")
     bundle = build_datasets(cfg(source="image_dir", path=str(root), validation_split=0.0, cache=False,
                                 shuffle_buffer=0, batch_size=10))
@@ -144,8 +144,31 @@ def test_file_changed_after_the_check_names_the_file_mid_training(tmp_path, faul
         next(iter(bundle.train))
     first = str(e.value).strip().splitlines()[0]
     assert str(victim) in first and "changed after kerasopt checked it" in first
-    fault_record("image_dir: file truncated after the check, while training reads it",
-                 "InvalidArgumentError naming the file (exit 1)")
+
+    # The same through `kerasopt fit`: the file is damaged right after the up-front check passed.
+    from kerasopt.data import sources_files
+
+    run_root = tmp_path / "cli"
+    run_root.mkdir()
+    victim_cli = image_folder(tmp_path / "photos_cli") / "cats" / "4.png"
+    checked = sources_files._check_files
+
+    victim_size = victim_cli.stat().st_size
+
+    def check_then_damage(*args, **kwargs):
+        out = checked(*args, **kwargs)
+        victim_cli.write_bytes(victim_cli.read_bytes()[:40])
+        return out
+
+    monkeypatch.setattr(sources_files, "_check_files", check_then_damage)
+    r = fit_cli(run_root, {"name": "changed", "data": {"source": "image_dir", "path": str(victim_cli.parents[1]),
+                                                       "cache": False, "shuffle_buffer": 0, "batch_size": 10},
+                           "model": {"type": "cnn"}})
+    line = one_error_line(r.output)
+    assert r.exit_code == 1, r.output
+    assert line == (f"error: image file changed after kerasopt checked it: {victim_cli} is 40 bytes, was "
+                    f"{victim_size} bytes when checked; run again to check it anew"), line
+    fault_record("image_dir: file truncated after the check, while training reads it", f"exit 1: {line}")
 
 
 def test_image_check_is_cheap(tmp_path):
