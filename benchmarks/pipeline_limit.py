@@ -44,9 +44,7 @@ def single_core(files: list[str]) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from kerasopt.data.sources_files import decode_image
-
-    from kerasopt.data.sources_files import DECODE_CHUNK
+    from kerasopt.data.sources_files import DECODE_CHUNK, decode_image
 
     blobs = [Path(f).read_bytes() for f in files]
     # Chunks of DECODE_CHUNK files per call, as the pipeline decodes: one call per file measured the
@@ -118,7 +116,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print("| measured | examples/s |\n|---|---:|")
-    print(f"| kerasopt's decode on 1 core ({one['images']} files in memory, 64 a call) | {one['images_per_sec']:,.1f} |")
+    print(f"| kerasopt's decode on 1 core ({one['images']} files in memory, 64 a call) | "
+          f"{one['images_per_sec']:,.1f} |")
     print(f"| x {cores} cores = the limit | {limit:,.1f} |")
     print(f"| `kerasopt bench --mode pipeline`, cache off ({args.steps} batches of 64) | "
           f"{pipe['examples_per_sec']:,.1f} |")

@@ -22,8 +22,8 @@ def throughput_table(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
         ...               "b": [{"ok": True, "examples_per_sec": 98.0, "epoch_s_median": 2.1, "repeat": 0}],
         ...               "c": [{"ok": True, "examples_per_sec": 150.0, "epoch_s_median": 1.5, "repeat": 0}]}}
         >>> t = throughput_table(runs)["m"]
-        >>> round(t["b/a"], 2), round(t["c/a"], 2), round(t["b/a paired"], 2)
-        (0.98, 1.5, 0.98)
+        >>> round(t["b/a"], 2), round(t["c/a"], 2), round(t["b/a paired"], 2), round(t["b/a whole paired"], 3)
+        (0.98, 1.5, 0.98, 0.952)
     """
     out: dict[str, dict[str, Any]] = {}
     for model, by_v in runs.items():
@@ -42,6 +42,11 @@ def throughput_table(runs: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
             row[f"{v}/a per repeat"] = [r["examples_per_sec"] / pairs[r["repeat"]] for r in by_v.get(v, [])
                                         if r.get("ok") and r.get("repeat") in pairs]
             row[f"{v}/a paired"] = _med(row[f"{v}/a per repeat"])
+            # whole epochs (training + validation + epoch-end callbacks): the same examples in less time
+            whole = {r["repeat"]: r["epoch_s_median"] for r in by_v.get("a", []) if r.get("ok")}
+            row[f"{v}/a whole per repeat"] = [whole[r["repeat"]] / r["epoch_s_median"] for r in by_v.get(v, [])
+                                              if r.get("ok") and r.get("repeat") in whole]
+            row[f"{v}/a whole paired"] = _med(row[f"{v}/a whole per repeat"])
         out[model] = row
     return out
 
@@ -72,21 +77,25 @@ def markdown(result: dict) -> str:
         result["throughput_summary"] = table
         lines += ["Training throughput, examples/s (median over the rounds; epochs after the first, timed to the "
                   "start of validation). b/a and c/a: median of the per-round ratios, (a), (b) and (c) of a round "
-                  "run back to back in one process:", "",
-                  f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | b/a per round | "
-                  "epoch s a / b / c | (c) chose |", "|---|---|---|---|---|---|---|---|---|"]
+                  "run back to back in one process. *Whole*: the same ratios on whole epochs (training, "
+                  "validation and every epoch-end callback: checkpoint, CSV, TensorBoard), from the median epoch "
+                  "times:", "",
+                  f"| model | {LABELS['a']} | {LABELS['b']} | {LABELS['c']} | b/a | c/a | b/a whole | c/a whole | "
+                  "b/a whole per round | epoch s a / b / c | (c) chose |", "|---" * 11 + "|"]
         for model, row in table.items():
             c = row.get("c", {})
             chose = f"{c.get('precision')}, XLA {'on' if c.get('jit_compile') else 'off'}" if c.get("precision") else ""
-            per_round = " ".join(f"{x:.2f}" for x in row.get("b/a per repeat", []))
+            per_round = " ".join(f"{x:.2f}" for x in row.get("b/a whole per repeat", []))
             lines.append(
                 f"| {model} | {_f(row['a']['examples_per_sec'])} | {_f(row['b']['examples_per_sec'])} | "
                 f"{_f(c.get('examples_per_sec'))} | {_f(row['b/a paired'], '.3f')} | {_f(row['c/a paired'], '.2f')} | "
-                f"{per_round} | {_f(row['a']['epoch_s'], '.2f')} / {_f(row['b']['epoch_s'], '.2f')} / "
-                f"{_f(c.get('epoch_s'), '.2f')} | {chose} |")
-            if row["b/a paired"] is not None:
-                targets.append(f"- (b)/(a) >= 0.97 for {model}: {row['b/a paired']:.3f}, "
-                               f"{check(row['b/a paired'] >= 0.97)}")
+                f"{_f(row['b/a whole paired'], '.3f')} | {_f(row['c/a whole paired'], '.2f')} | "
+                f"{per_round} | {_f(row['a']['epoch_s'], '.3f')} / {_f(row['b']['epoch_s'], '.3f')} / "
+                f"{_f(c.get('epoch_s'), '.3f')} | {chose} |")
+            if row["b/a whole paired"] is not None:
+                targets.append(f"- (b)/(a) >= 0.97 on whole epochs for {model}: {row['b/a whole paired']:.3f}, "
+                               f"{check(row['b/a whole paired'] >= 0.97)} (per step, to validation: "
+                               f"{_f(row['b/a paired'], '.3f')})")
         d = table.get("digits_cnn", {})
         if d.get("c/a paired") is not None:
             targets.append(f"- (c)/(a) >= 1.3 for the digits CNN: {d['c/a paired']:.2f}, "
@@ -96,19 +105,37 @@ def markdown(result: dict) -> str:
         t = result["time_to_accuracy"]
         thr = result.get("threshold", 0.99)
         rec, rec_s = _tta_cell(t["recipe"])
+        same, same_s = _tta_cell(t.get("same_recipe", []))
         base, base_s = _tta_cell(t["baseline"])
+
+        def best(rs: list[dict]) -> str:
+            return _f(_med([r.get("best_val_accuracy") for r in rs if r.get("ok")]), ".4f")
+
+        def per_seed(rs: list[dict]) -> str:
+            return ", ".join(f"{r.get('seed')}: " + (f"{r['seconds']:.1f} s (ep {r['epoch']})" if r.get("reached")
+                                                      else "not reached" if r.get("ok") else "failed") for r in rs)
+
         lines += [f"Time to {thr:.0%} validation accuracy on digits (from the start of `model.fit`, compilation "
-                  "included; median of the repeats):", "", "| run | time to accuracy | best val accuracy |",
-                  "|---|---|---|",
-                  f"| kerasopt, `configs/digits_cnn.yaml` as shipped | {rec} | "
-                  f"{_f(_med([r.get('best_val_accuracy') for r in t['recipe'] if r.get('ok')]), '.4f')} |",
+                  "included; median over the seeds, each seed's split the same for every row):", "",
+                  "| run | time to accuracy | per seed | best val accuracy |", "|---|---|---|---|",
+                  f"| kerasopt, `configs/digits_cnn.yaml` as shipped | {rec} | {per_seed(t['recipe'])} | "
+                  f"{best(t['recipe'])} |",
+                  f"| plain Keras, the same recipe (BN 0.9, AdamW 3e-3, cosine + warm-up, batch 128, translation) | "
+                  f"{same} | {per_seed(t.get('same_recipe', []))} | {best(t.get('same_recipe', []))} |",
                   f"| plain Keras, the recipe's CNN without BatchNorm, Adam 1e-3, batch 64 | {base} | "
-                  f"{_f(_med([r.get('best_val_accuracy') for r in t['baseline'] if r.get('ok')]), '.4f')} |", ""]
+                  f"{per_seed(t['baseline'])} | {best(t['baseline'])} |", ""]
+        if rec_s and same_s:
+            result["tta_engine_ratio"] = rec_s / same_s
+            targets.append(f"- the engine's cost, same recipe: kerasopt / plain Keras time to {thr:.0%} = "
+                           f"{rec_s / same_s:.2f}")
+        if same_s and base_s:
+            result["tta_recipe_ratio"] = same_s / base_s
+            targets.append(f"- the recipe's value, both in plain Keras: recipe / hand-written baseline time to "
+                           f"{thr:.0%} = {same_s / base_s:.2f}")
         if rec_s and base_s:
-            ratio = rec_s / base_s
-            result["tta_ratio"] = ratio
-            targets.append(f"- time to {thr:.0%}: kerasopt / baseline = {ratio:.2f} (target <= 0.5), "
-                           f"{check(ratio <= 0.5)}")
+            result["tta_ratio"] = rec_s / base_s
+            targets.append(f"- both together: kerasopt as shipped / hand-written baseline = {rec_s / base_s:.2f} "
+                           f"(target <= 0.5), {check(rec_s / base_s <= 0.5)}")
     if "pipeline" in result:
         p = result["pipeline"]
         rate = {k: _med([r["stats"]["examples_per_sec"] for r in rs if r.get("ok")]) for k, rs in p.items()}
