@@ -1,4 +1,4 @@
-"""What a checkpoint every epoch costs a digits epoch: none vs written in line vs written in the background.
+"""What a checkpoint every epoch costs a digits epoch: none vs an eager save vs a traced save.
 
 Usage::
 
@@ -9,14 +9,13 @@ One process. The digits CNN of ``configs/digits_cnn.yaml`` at kerasopt's default
 (precision float32, XLA off: ``--precision``/``--jit`` change them), its real data pipeline, one
 compiled model. Each round runs ``model.fit(train, validation_data=val, epochs=4)`` per variant, the
 variants in a rotating order so machine drift hits them alike, and times whole epochs 2-4 (epoch begin
-to epoch end: training, validation and the epoch-end save; each of them trains while the previous
-epoch's save is written in the background):
+to epoch end: training, validation and the epoch-end save):
 
 - ``none``: no checkpoint;
-- ``inline``: ``AtomicCheckpoint(background=False)``, a full-state save at every epoch end
-  (weights, Adam slots, RNG state, meta.json with sizes/CRC32 and fsync, temporary folder + rename);
-- ``background``: ``AtomicCheckpoint(background=True)``, the default: the epoch end takes a snapshot
-  and a thread writes it while the next epoch trains.
+- ``eager``: ``AtomicCheckpoint(traced=False)``, a full-state save at every epoch end (weights, Adam
+  slots, RNG state, meta.json with sizes/CRC32 and fsync, temporary folder + rename, and a copy to
+  ``best`` when validation accuracy improved) through TensorFlow's eager ``Checkpoint.write``;
+- ``traced``: the same through a save function traced once (``traced_write``), the default.
 
 Reported: the median whole-epoch time per variant; overhead = median of the per-epoch ratios
 variant / none - 1 (epoch i of a round against epoch i of ``none`` in that round); the time the
@@ -84,14 +83,13 @@ def main() -> None:
     train, val = bundle.train, bundle.val
     work = Path(tempfile.mkdtemp(prefix="ckpt-cost-"))
     cbs = {"none": None,
-           "inline": ck.AtomicCheckpoint(work / "inline", monitor="val_accuracy", background=False),
-           "background": ck.AtomicCheckpoint(work / "background", monitor="val_accuracy", background=True)}
+           "eager": ck.AtomicCheckpoint(work / "eager", monitor="val_accuracy", traced=False),
+           "traced": ck.AtomicCheckpoint(work / "traced", monitor="val_accuracy", traced=True)}
     timers = {k: SaveTimer(cb) for k, cb in cbs.items() if cb is not None}
-    for cb in cbs.values():  # the first save traces the save function (and builds the async copies)
+    for cb in cbs.values():  # the first save traces the save function
         if cb is not None:
             cb.set_model(model)
             cb.on_train_begin()
-            cb.flush()
     for t in timers.values():
         t.seconds.clear()
     model.fit(train, validation_data=val, epochs=1, verbose=0)  # compile and warm up
@@ -104,12 +102,11 @@ def main() -> None:
             cb, timer = cbs[name], EpochTimer()
             model.fit(train, validation_data=val, epochs=EPOCHS, verbose=0,
                       callbacks=([cb] if cb else []) + [timer])  # the timer last: it sees the save's cost
-            # Epochs after the first: each begins while the previous epoch's save is being written.
             epoch_s[name] += [e.epoch_s for e in timer.recorder.epochs[1:]]
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(
             f"{k} {statistics.median(epoch_s[k][-(EPOCHS - 1):]) * 1000:.0f} ms" for k in names), flush=True)
 
-    # In-line saves alone, split into the TensorFlow write and the sizes + CRC32 pass.
+    # Saves alone (eager and traced), and the part of them spent on sizes + CRC32.
     digests, inner = [], ck.file_digests
 
     def timed_digests(path):
@@ -120,11 +117,12 @@ def main() -> None:
             digests.append(time.perf_counter() - t0)
 
     ck.file_digests = timed_digests
-    alone = []
+    alone: dict[str, list[float]] = {"eager": [], "traced": []}
     for i in range(10):
-        t0 = time.perf_counter()
-        cbs["inline"].save("last", epoch=100 + i, batch=0)
-        alone.append(time.perf_counter() - t0)
+        for name in alone:
+            t0 = time.perf_counter()
+            cbs[name].save("last", epoch=100 + i, batch=0)
+            alone[name].append(time.perf_counter() - t0)
     ck.file_digests = inner
 
     med = {k: statistics.median(v) for k, v in epoch_s.items()}
@@ -140,17 +138,17 @@ def main() -> None:
                   "steps_per_epoch": bundle.steps_per_epoch},
         "epoch_s": epoch_s, "epoch_s_median": med, "overhead_pct": {k: 100 * v for k, v in ratio.items()},
         "save_call_ms_median": {k: 1000 * statistics.median(t.seconds) for k, t in timers.items()},
-        "inline_save_alone_ms": 1000 * statistics.median(alone),
+        "save_alone_ms": {k: 1000 * statistics.median(v) for k, v in alone.items()},
         "digests_ms": 1000 * statistics.median(digests),
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print("| variant | whole epoch, median ms | overhead vs none (median of per-round ratios) | "
+    print("| variant | whole epoch, median ms | overhead vs none (median of per-epoch ratios) | "
           "training thread in save(), median ms |\n|---|---:|---:|---:|")
     for k in names:
         call = f"{result['save_call_ms_median'][k]:.1f}" if k in timers else "-"
         print(f"| {k} | {med[k] * 1000:.0f} | {100 * ratio[k]:+.1f}% | {call} |")
-    print(f"in-line save alone: {result['inline_save_alone_ms']:.1f} ms, of which sizes + CRC32 "
-          f"{result['digests_ms']:.1f} ms")
+    print(f"a save alone: eager {result['save_alone_ms']['eager']:.1f} ms, traced "
+          f"{result['save_alone_ms']['traced']:.1f} ms; sizes + CRC32 {result['digests_ms']:.1f} ms of each")
     print(f"wrote {args.out}")
 
 

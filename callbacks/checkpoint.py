@@ -20,14 +20,12 @@ its temporary folder, leaves the previous checkpoint as it was and raises
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,8 +47,10 @@ def _reason(e: BaseException) -> str:
         return e.strerror
     if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
         return str(e.args[0][0][-1])  # copytree collects (src, dst, why) per file
-    text = str(getattr(e, "message", e)).strip()
-    text = text.splitlines()[-1].split(" [Op:")[0] if text else ""
+    # a traced save's error is a graph error: the cause is the last line before "[[{{node SaveV2}}]]"
+    lines = [ln.strip() for ln in str(getattr(e, "message", e)).strip().splitlines()
+             if ln.strip() and not ln.strip().startswith(("[[", "[Op:", "Detected at node", "File "))]
+    text = lines[-1].split(" [Op:")[0] if lines else ""
     return text.rsplit("; ", 1)[-1].strip() or type(e).__name__
 
 
@@ -193,10 +193,15 @@ def random_generators(model: keras.Model) -> dict[str, Any]:
     return out
 
 
-def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
-    """Everything whose value a resumed run needs, keyed for ``tf.train.Checkpoint``."""
+def training_trackables(model: keras.Model, callbacks: list,
+                        generators: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything whose value a resumed run needs, keyed for ``tf.train.Checkpoint``.
+
+    ``generators``: :func:`random_generators` of ``model`` when the caller keeps them (finding them
+    walks every submodule: 5.6 ms of a 12 ms save of the digits CNN).
+    """
     items: dict[str, Any] = {"model": model, "optimizer": model.optimizer}
-    items.update(random_generators(model))
+    items.update(random_generators(model) if generators is None else generators)
     accum = model.__dict__.get("_accum") or None
     if accum:  # gradient accumulation mid-way through a step
         items["accum"] = tf.Module()
@@ -213,85 +218,67 @@ def training_trackables(model: keras.Model, callbacks: list) -> dict[str, Any]:
     return items
 
 
-class BackgroundWriter:
-    """Finishes checkpoint writes on one thread, in the order they were asked for.
+def traced_write(ckpt: tf.train.Checkpoint) -> Callable[[str], None]:
+    """``ckpt.write`` traced once into a graph: later calls run the save ops without rebuilding them.
 
-    The training thread only takes the snapshot (TensorFlow's async checkpoint copies every
-    variable, then writes the copies from its own thread); this thread then waits for the files,
-    records their sizes and checksums, writes ``meta.json`` and renames the folder into place,
-    and makes the ``best`` and top-k copies. A failure is raised by the next :meth:`wait` (the
-    next save, or the end of ``fit``) as the same :class:`CheckpointWriteError` a synchronous
-    write raises. Python joins the thread at exit, so a finished process has finished its writes.
+    An eager ``write`` walks the object graph and dispatches a read per variable from Python on
+    every call. A whole save of the digits CNN (86 variables, 0.9 MB; meta.json, fsync and rename
+    included) took 32 ms eager and 4.7 ms traced, with the same variables written
+    (``benchmarks/checkpoint_cost.py``). The graph holds the
+    variables that existed when it was traced: :class:`AtomicCheckpoint` traces again when the
+    number of objects the checkpoint reaches changes (a loss-scale optimizer creates its loss-scale
+    variables at its first step). The folder must exist.
     """
 
-    def __init__(self) -> None:
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pending: list[Future] = []
-        self._failed = False  # a job failed since the last wait: later ones (a copy of it) are skipped
+    def save(prefix: tf.Tensor) -> tf.Tensor:
+        # one data shard, as the eager write makes (ckpt.data-00000-of-00001): a short "/CPU:0" made two
+        with tf.device("/job:localhost/replica:0/task:0/device:CPU:0"):
+            return ckpt.write(prefix)
 
-    def submit(self, job: Callable[[], Any]) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kerasopt-checkpoint")
+    fn = tf.function(save, autograph=False)
 
-        def run() -> None:
-            if self._failed:
-                return
-            try:
-                job()
-            except BaseException:
-                self._failed = True
-                raise
+    def write(prefix: str) -> None:
+        fn(tf.constant(prefix))
 
-        self._pending.append(self._pool.submit(run))
-
-    def wait(self) -> None:
-        """Block until every submitted job is done; raise the first one's error."""
-        pending, self._pending = self._pending, []
-        error: Optional[BaseException] = None
-        for f in pending:
-            error = error or f.exception()
-        self._failed = False
-        if error is not None:
-            raise error
+    return write
 
 
-ASYNC_WRITE = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
+def checked_traced_write(ckpt: tf.train.Checkpoint, scratch: Path) -> Optional[Callable[[str], None]]:
+    """:func:`traced_write` of ``ckpt`` if it writes exactly the tensors the eager write does, else None.
 
-
-class _QuietLossScaleSkip(logging.Filter):
-    """Drops TensorFlow's "Trackable <LossScaleOptimizer> skipped" warning, logged at every async save.
-
-    A loss-scale optimizer holds no tensors of its own: its state is its inner optimizer's
-    variables and the loss-scale variables, which the async checkpoint copies one by one, so
-    skipping the wrapper object loses nothing (``tests/training/test_mixed_precision_cpu.py``
-    resumes a float16 run exactly, loss scale included). Any other skipped trackable still warns.
+    Checked once per trace, in ``scratch`` (removed after): a traced write of a loss-scale optimizer
+    left out its loss-scale variables, and a checkpoint that silently lacks state is the one thing a
+    faster save must never cost. Where they differ, saves stay eager.
     """
+    write = traced_write(ckpt)
+    try:
+        for name, fn in (("traced", write), ("eager", ckpt.write)):
+            (scratch / name).mkdir(parents=True, exist_ok=True)
+            fn(str(scratch / name / PREFIX))
+        names = [sorted(n for n, _ in tf.train.list_variables(str(scratch / name / PREFIX)))
+                 for name in ("traced", "eager")]
+        return write if names[0] == names[1] else None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (args and "skipped due to" in str(record.msg)
-                    and type(args[0]).__name__.startswith("LossScaleOptimizer"))
 
-
-logging.getLogger("absl").addFilter(_QuietLossScaleSkip())
-
-
-def _async_error(ckpt: tf.train.Checkpoint) -> None:
-    """Raise what TensorFlow's async writer thread stored (it would surface only at the next write)."""
-    helper = getattr(ckpt, "_async_checkpointer_impl", None)
-    check = getattr(helper, "_check_async_thread_error", None)
-    if check is not None:
-        check()
+def reachable(ckpt: tf.train.Checkpoint) -> int:
+    """How many objects ``ckpt`` saves (1 ms for the digits CNN's 129); -1 if TensorFlow moved the API."""
+    try:
+        from tensorflow.python.checkpoint.trackable_view import TrackableView
+    except ImportError:
+        return -1
+    return len(TrackableView(ckpt).descendants())
 
 
 def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
-                    ckpt: Optional[tf.train.Checkpoint] = None, writer: Optional[BackgroundWriter] = None) -> Path:
+                    ckpt: Optional[tf.train.Checkpoint] = None,
+                    write: Optional[Callable[[str], None]] = None) -> Path:
     """Write ``folder/which`` atomically and return its path.
 
     Pass the same ``ckpt`` (a ``tf.train.Checkpoint`` of ``items``) on every call
-    to reuse its traced save function: a new object per save re-traces it. With a
-    ``writer``, this returns once the values are copied, and the writer finishes the
-    folder (the caller waits for the writer before the next save into the same folder).
+    to reuse its traced save function: a new object per save re-traces it. ``write``
+    (:func:`traced_write` of ``ckpt``) replaces the eager ``ckpt.write``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{which}-{os.getpid()}"
@@ -300,36 +287,17 @@ def save_checkpoint(folder: Path, which: str, items: dict[str, Any], meta: dict,
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        if writer is None:
-            ckpt.write(str(tmp / PREFIX))
-        else:  # a snapshot: training may change the variables as soon as this returns
-            ckpt.write(str(tmp / PREFIX), options=ASYNC_WRITE)
+        (write or ckpt.write)(str(tmp / PREFIX))
+        meta = {**meta, "files": file_digests(tmp)}  # --resume verifies these before trusting the folder
+        with open(tmp / "meta.json", "w") as f:
+            json.dump(meta, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
     except (OSError, tf.errors.OpError) as e:  # disk full, EFBIG, EROFS: keep the old one and say so
         shutil.rmtree(tmp, ignore_errors=True)  # give the space back
         raise _write_failed(e, folder, which) from e
     final = folder / which
-
-    def finish() -> None:
-        try:
-            if writer is not None:
-                ckpt.sync()
-                _async_error(ckpt)
-            files = file_digests(tmp)  # --resume verifies these before trusting the folder
-            if f"{PREFIX}.index" not in files:
-                raise OSError(f"{PREFIX}.index was not written")
-            with open(tmp / "meta.json", "w") as f:
-                json.dump({**meta, "files": files}, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-        except (OSError, tf.errors.OpError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise _write_failed(e, folder, which) from e
-        _swap_in(tmp, final)
-
-    if writer is None:
-        finish()
-    else:
-        writer.submit(finish)
+    _swap_in(tmp, final)
     return final
 
 
@@ -368,10 +336,8 @@ class AtomicCheckpoint(StatefulCallback):
     may write the run directory; a scratch save goes to a temporary folder removed at once.
     ``agree`` (all workers) turns this worker's "no checkpoint yet" into the chief's answer.
 
-    ``background=True`` (not with ``scratch``): a save takes a snapshot of the variables and
-    returns; a :class:`BackgroundWriter` writes and renames the folder while training goes on.
-    The next save, a SIGTERM save and the end of each ``fit`` wait for it, so at most one write is
-    in flight and nothing reads a folder being written.
+    ``traced=True``: saves run a save function traced once (:func:`traced_write`), 4.7 ms instead
+    of 32 ms for the digits CNN; under a distribution strategy the eager write is used.
 
     Example:
         >>> AtomicCheckpoint("runs/x/checkpoints", monitor="val_accuracy", mode="max")  # doctest: +SKIP
@@ -381,7 +347,7 @@ class AtomicCheckpoint(StatefulCallback):
                  save_top_k: int = 1, every_n_steps: Optional[int] = None, fingerprint: str = "",
                  config: Optional[dict] = None, callbacks: Optional[list] = None,
                  skip_save: Optional[Callable[[], bool]] = None, scratch: bool = False,
-                 background: bool = True) -> None:
+                 traced: bool = True) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
@@ -399,8 +365,7 @@ class AtomicCheckpoint(StatefulCallback):
         self.callbacks = callbacks if callbacks is not None else []  # whose state goes into each checkpoint
         self.skip_save = skip_save or (lambda: False)
         self.scratch = scratch
-        # scratch saves all-reduce sync-on-read variables: every worker must take part, in step
-        self.writer = BackgroundWriter() if background and not scratch else None
+        self.traced = traced
         self.agree: Optional[Callable[[bool], bool]] = None
         self.best_value: Optional[float] = None
         self.top_k: list[tuple[float, int]] = []  # (value, epoch)
@@ -431,14 +396,23 @@ class AtomicCheckpoint(StatefulCallback):
 
     def save(self, which: str, epoch: int, batch: int, logs: Optional[dict] = None,
              value: Optional[float] = None) -> Path:
-        items = training_trackables(self.model, self.callbacks)
-        key = tuple((name, id(obj)) for name, obj in items.items())
-        if getattr(self, "_ckpt_key", None) != key:  # the same objects: reuse the Checkpoint
-            self._ckpt_key, self._ckpt = key, tf.train.Checkpoint(**items)
+        if getattr(self, "_generators_of", None) is not self.model:  # the layers are fixed while it trains
+            self._generators_of, self._generators = self.model, random_generators(self.model)
+        items = training_trackables(self.model, self.callbacks, self._generators)
+        names = tuple((name, id(obj)) for name, obj in items.items())
+        if getattr(self, "_ckpt_names", None) != names:  # the same objects: reuse the Checkpoint
+            self._ckpt_names, self._ckpt, self._traced_for = names, tf.train.Checkpoint(**items), None
+        # under a distribution strategy the eager write handles the distributed variables
+        count = reachable(self._ckpt) if self.traced and not tf.distribute.has_strategy() else -1
+        if count < 0:
+            self._write = None
+        elif self._traced_for != count:  # new objects since the last trace (or none yet): trace again
+            scratch = (Path(tempfile.mkdtemp(prefix="kerasopt-trace-")) if self.scratch
+                       else self.folder / f".tmp-trace-{os.getpid()}")  # a kill leaves it to the next run's sweep
+            self._traced_for, self._write = count, checked_traced_write(self._ckpt, scratch)
         meta = self._meta(epoch, batch, logs or {}, value)
         if not self.scratch:
-            self.flush()  # the previous write (same temporary folder) is done, or its error is raised
-            return save_checkpoint(self.folder, which, items, meta, self._ckpt, self.writer)
+            return save_checkpoint(self.folder, which, items, meta, self._ckpt, self._write)
         tmp = Path(tempfile.mkdtemp(prefix="kerasopt-worker-ckpt-"))
         try:
             save_checkpoint(tmp, which, items, meta, self._ckpt)
@@ -495,19 +469,8 @@ class AtomicCheckpoint(StatefulCallback):
             self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
 
     def save_partial(self, logs: Optional[dict] = None) -> Path:
-        """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done.
-        Returns once the folder is written."""
-        path = self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
-        self.flush()
-        return path
-
-    def flush(self) -> None:
-        """Wait for background writes; raise a failed one's :class:`CheckpointWriteError`."""
-        if self.writer is not None:
-            self.writer.wait()
-
-    def on_train_end(self, logs=None):
-        self.flush()
+        """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done."""
+        return self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
 
     def _better(self, value: float, than: Optional[float]) -> bool:
         if than is None:
@@ -535,21 +498,12 @@ class AtomicCheckpoint(StatefulCallback):
             dropped = self.top_k[self.save_top_k:]
             self.top_k = self.top_k[: self.save_top_k]
         last = self.save("last", epoch=epoch + 1, batch=0, logs=logs, value=value)
-        copies, drop = (["best"] if improved else []), []
+        if improved:
+            self._copy(last, "best")
         if entered and self.save_top_k > 1 and not self.scratch:
-            copies.append(f"epoch-{epoch + 1:04d}")
-            drop = [self.folder / f"epoch-{e:04d}" for _, e in dropped]
-
-        def copy_then_drop() -> None:  # after `last` is in place (the writer runs jobs in order)
-            for which in copies:
-                self._copy(last, which)
-            for old in drop:
-                shutil.rmtree(old, ignore_errors=True)
-
-        if self.writer is not None:
-            self.writer.submit(copy_then_drop)
-        else:
-            copy_then_drop()
+            self._copy(last, f"epoch-{epoch + 1:04d}")
+            for _, e in dropped:
+                shutil.rmtree(self.folder / f"epoch-{e:04d}", ignore_errors=True)
 
     def _copy(self, src: Path, which: str) -> None:
         if self.scratch:

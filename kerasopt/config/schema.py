@@ -36,8 +36,6 @@ class CheckpointConfig(Strict):
     every_n_steps: Optional[int] = Field(
         None, gt=0, description="also save 'last' every N optimizer steps (long epochs); resume restarts that epoch"
     )
-    background: bool = Field(True, description="write checkpoints on a background thread from a snapshot of "
-                             "the variables (training goes on); false: write before the next batch")
 
 
 class EarlyStoppingConfig(Strict):

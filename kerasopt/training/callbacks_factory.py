@@ -117,8 +117,6 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
             rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
             every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
             skip_save=lambda: bool((guard is not None and guard.tripped()) or stopped()), scratch=not chief,
-            # multi_worker saves read sync-on-read variables with collectives: every worker in step, in line
-            background=ck.background and mw is None,
         )
         if mw is not None:
             named["checkpoint"].agree = lambda missing: mw.from_chief([float(missing)], chief)[0] > 0.5
