@@ -135,9 +135,10 @@ def run_tta_same_recipe(spec: dict) -> dict:
     t, opt = recipe.train, recipe.train.optimizer
     batch = recipe.data.batch_size
     steps = math.ceil(len(x) / batch)
-    warm, total = steps * t.schedule.warmup_epochs, steps * t.epochs
+    warm, total = int(round(steps * t.schedule.warmup_epochs)), steps * t.epochs
     lr = keras.optimizers.schedules.CosineDecay(0.0, total - warm, warmup_target=opt.learning_rate, warmup_steps=warm)
-    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=opt.weight_decay),
+    decay = opt.weight_decay if opt.weight_decay is not None else 0.004  # kerasopt's adamw default
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=decay),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     shift = recipe.data.augment.translation
     augment = keras.layers.RandomTranslation(shift, shift, seed=seed)

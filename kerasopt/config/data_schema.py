@@ -113,9 +113,7 @@ class DataConfig(Strict):
     validation_split: float = Field(0.2, description="fraction held out, seeded and deterministic")
     batch_size: int = Field(64, gt=0, description="global batch size (all replicas together)")
     shuffle_buffer: int = Field(10_000, ge=0, description="0 disables shuffling")
-    # Pipeline defaults, measured with `kerasopt bench` (benchmarks/BENCHMARKS.md).
-    # cache auto: decoding files every epoch trained digits PNGs ~1.5x slower, but a memory cache of
-    # 224-pixel photos grows with the folder; so the cache is sized first and goes to disk past the budget.
+    # auto: decoding every epoch is slower, a memory cache grows with the data: sized first (BENCHMARKS.md).
     cache: Union[bool, Literal["auto", "disk"]] = Field(
         "auto", description="auto: cache the decoded examples (images as uint8) in memory when the estimate "
         "fits data.cache_budget, else in a disk cache reused by later runs on the same files and settings; "
@@ -124,8 +122,7 @@ class DataConfig(Strict):
     cache_budget: Union[float, str] = Field(
         "auto", description="memory the cache may use: auto (5% of the RAM available at start), a size "
         "('2GB', '512MiB') or a fraction of available RAM (0.25)")
-    num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE (decode fed ~1.6x more "
-                                    "than with 1)")
+    num_parallel_calls: int = Field(-1, ge=-1, description="-1 = tf.data.AUTOTUNE")
     prefetch: int = Field(-1, ge=-1, description="batches; -1 = AUTOTUNE (overlaps input and step), 0 = off")
     normalize: Literal["none", "minmax", "standard"] = Field(
         "none", description="statistics computed on the training split only"

@@ -182,10 +182,7 @@ class TrainConfig(Strict):
         None, description="default: accuracy, or mae for regression; also auc, pr_auc, precision, recall, f1, "
         "top_5_accuracy, crossentropy, mse, rmse, mape, r2 (any case; logged under these names)")
     grad_accum_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    # 1: callbacks (NaN guard, mid-epoch checkpoints, SIGTERM, progress) see every batch. On the 2-core
-    # CPU, 4 trained the digits CNN 1.14x faster (median of 8 paired rounds, benchmarks/cpu_levers.py;
-    # 0.96x-1.59x per round) and the LSTM ~1.05x; ResNet-18 not measurably. It stays 1 because the NaN
-    # guard, SIGTERM and the progress bar then act once per k batches; checkpoints and resume stay exact.
+    # 1: the NaN guard, SIGTERM and progress act every batch; k > 1 helps small CPU models (BENCHMARKS.md).
     steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call; callbacks "
                                      "see one batch per call")
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")
