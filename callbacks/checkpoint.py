@@ -49,7 +49,7 @@ def _reason(e: BaseException) -> str:
         return str(e.args[0][0][-1])  # copytree collects (src, dst, why) per file
     # a traced save's error is a graph error: the cause is the last line before "[[{{node SaveV2}}]]"
     lines = [ln.strip() for ln in str(getattr(e, "message", e)).strip().splitlines()
-             if ln.strip() and not ln.strip().startswith(("[[", "[Op:", "Detected at node", "File "))]
+             if ln.strip() and not ln.strip().startswith(("[[", "[Op:", "Detected at node", "File ", "Hint:"))]
     text = lines[-1].split(" [Op:")[0] if lines else ""
     return text.rsplit("; ", 1)[-1].strip() or type(e).__name__
 
@@ -409,7 +409,11 @@ class AtomicCheckpoint(StatefulCallback):
         elif self._traced_for != count:  # new objects since the last trace (or none yet): trace again
             scratch = (Path(tempfile.mkdtemp(prefix="kerasopt-trace-")) if self.scratch
                        else self.folder / f".tmp-trace-{os.getpid()}")  # a kill leaves it to the next run's sweep
-            self._traced_for, self._write = count, checked_traced_write(self._ckpt, scratch)
+            try:
+                write = checked_traced_write(self._ckpt, scratch)
+            except (OSError, tf.errors.OpError) as e:  # the check writes too: a full disk fails here first
+                raise _write_failed(e, self.folder, which) from e
+            self._traced_for, self._write = count, write
         meta = self._meta(epoch, batch, logs or {}, value)
         if not self.scratch:
             return save_checkpoint(self.folder, which, items, meta, self._ckpt, self._write)
