@@ -1,4 +1,4 @@
-"""Examples per second and step time per epoch, without the first (compiling) step."""
+"""Examples per second and step time per epoch, without the first (compiling) step; whole-epoch times."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ class Throughput(keras.callbacks.Callback):
     The first batch of the first epoch traces and compiles the step (seconds
     with XLA) and is left out, so the numbers are steady-state.
 
+    ``epoch_times`` holds whole epochs: from the epoch's start until every callback's
+    ``on_epoch_end`` has run (validation, checkpoint, CSV, TensorBoard), so an epoch is closed
+    at the next epoch's start or at the end of training. This callback's own ``on_epoch_end`` runs
+    before those of the callbacks listed after it; timing there left their work out. An epoch that
+    never ended (a stop mid-epoch) is not counted.
+
     Example:
         >>> Throughput(batch_size=128)  # doctest: +SKIP
     """
@@ -24,12 +30,23 @@ class Throughput(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self._clock = clock
         self._compiled = False
+        self._ended: float | None = None  # start of the epoch whose on_epoch_end has run
         self.epoch_times: list[float] = []
+
+    def _close_epoch(self) -> None:
+        if self._ended is not None:
+            self.epoch_times.append(self._clock() - self._ended)
+            self._ended = None
 
     def on_train_begin(self, logs=None):
         self._compiled = False
+        self._ended = None
+
+    def on_train_end(self, logs=None):
+        self._close_epoch()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._close_epoch()
         self._t0 = None
         self._batches = 0
         self._epoch_start = self._clock()
@@ -46,7 +63,7 @@ class Throughput(keras.callbacks.Callback):
         self._t_last = self._clock()  # validation after the last batch is not training time
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_times.append(self._clock() - self._epoch_start)
+        self._ended = self._epoch_start
         if logs is None or self._t0 is None or self._batches == 0:
             return
         # steps_per_execution > 1 reports one "batch" per execution; Keras tells us how many it ran.

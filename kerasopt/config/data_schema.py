@@ -9,18 +9,18 @@ from pydantic import Field, field_validator, model_validator
 
 from kerasopt.config.base import FieldError, Strict, check_applicable
 
-SOURCES = ("sklearn", "npz", "csv", "image_dir", "tfrecord", "tfds", "keras_datasets", "synthetic")
+SOURCES = ("sklearn", "npz", "csv", "parquet", "image_dir", "tfrecord", "tfds", "keras_datasets", "synthetic")
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 
 # Which sources use each source-specific key (everything else applies to all).
 _OWNERS: dict[str, tuple[str, ...]] = {
     "name": ("sklearn", "tfds", "keras_datasets"),
-    "path": ("npz", "csv", "image_dir", "tfrecord"),
+    "path": ("npz", "csv", "parquet", "image_dir", "tfrecord"),
     "x_key": ("npz",),
     "y_key": ("npz",),
-    "label_column": ("csv",),
-    "feature_columns": ("csv",),
-    "categorical_columns": ("csv",),
+    "label_column": ("csv", "parquet"),
+    "feature_columns": ("csv", "parquet"),
+    "categorical_columns": ("csv", "parquet"),
     "image_size": ("image_dir",),
     "channels": ("image_dir",),
     "features": ("tfrecord",),
@@ -88,11 +88,11 @@ class DataConfig(Strict):
 
     source: Literal[SOURCES] = Field("sklearn", description="registered data source")  # type: ignore[valid-type]
     name: Optional[str] = Field(None, description="data set name for sklearn/tfds/keras_datasets")
-    path: Optional[str] = Field(None, description="file or folder for npz/csv/image_dir/tfrecord")
+    path: Optional[str] = Field(None, description="file or folder for npz/csv/parquet/image_dir/tfrecord")
     # npz
     x_key: str = "x"
     y_key: str = "y"
-    # csv
+    # csv, parquet
     label_column: Optional[str] = None
     feature_columns: Optional[list[str]] = Field(None, description="default: every other column")
     categorical_columns: list[str] = Field(default_factory=list, description="one-hot encoded")
@@ -186,10 +186,10 @@ class DataConfig(Strict):
                 f"unknown sklearn data set '{self.name}'. Choose one of: "
                 f"{', '.join(SKLEARN_DATASETS)}.{suggest(self.name or '', SKLEARN_DATASETS)}"
             )
-        if self.source in ("npz", "csv", "image_dir", "tfrecord") and not self.path:
+        if self.source in ("npz", "csv", "parquet", "image_dir", "tfrecord") and not self.path:
             raise FieldError("path", f"source '{self.source}' needs 'path'")
-        if self.source == "csv" and not self.label_column:
-            raise FieldError("label_column", "source 'csv' needs 'label_column'")
+        if self.source in ("csv", "parquet") and not self.label_column:
+            raise FieldError("label_column", f"source '{self.source}' needs 'label_column'")
         if self.source == "tfrecord":
             if not self.features:
                 raise FieldError("features", "source 'tfrecord' needs 'features' (name -> {dtype, shape})")

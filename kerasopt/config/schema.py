@@ -173,7 +173,7 @@ class ExperimentConfig(Strict):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head 'regression'")
         if m.head in ("multiclass", "binary") and t.loss in ("mse", "mae", "huber"):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")
-        if d.augment.enabled and d.source in ("csv",):
+        if d.augment.enabled and d.source in ("csv", "parquet"):
             raise FieldError("data.augment", "applies to images; source 'csv' is tabular")
         monitors = [("callbacks.checkpoint.monitor", self.callbacks.checkpoint.monitor),
                     ("callbacks.early_stopping.monitor", self.callbacks.early_stopping.monitor),

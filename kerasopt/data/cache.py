@@ -259,6 +259,8 @@ def data_summary(extras: dict[str, Any]) -> str:
         'data: cache: in memory; 7.4 MB estimated, budget 1.00 GB (auto); shuffle buffer 1437 of 1437 examples'
     """
     parts = []
+    if extras.get("table"):  # csv/parquet: parsed into the table cache, or that cache reused
+        parts.append(f"table {extras['table']}")
     if extras.get("cache"):
         parts.append(CachePlan(**extras["cache"]).describe())
     shuffle = extras.get("shuffle")

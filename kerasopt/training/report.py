@@ -106,7 +106,7 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
                  # data.on_bad_file: skip -> what was left out, so the run record says it
                  **({"skipped": list(spec.extras["skipped_files"])} if spec.extras.get("skipped_files") else {}),
                  # the cache decision (kerasopt.data.cache), the shuffle buffer and the up-front file check
-                 **{k: spec.extras[k] for k in ("cache", "shuffle", "file_check") if spec.extras.get(k)}},
+                 **{k: spec.extras[k] for k in ("table", "cache", "shuffle", "file_check") if spec.extras.get(k)}},
         "exports": exports,
     }
     ck = named.get("checkpoint")

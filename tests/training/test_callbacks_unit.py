@@ -49,7 +49,32 @@ def test_throughput_excludes_the_compile_step():
         cb.on_train_batch_end(i)
     cb.on_epoch_end(1, logs)
     assert logs["examples_per_sec"] == pytest.approx(30 / 0.6)
-    assert cb.epoch_times == pytest.approx([5.4, 0.6])
+    clock.t += 0.05  # the epoch-end work of the callbacks after this one (a checkpoint save)
+    cb.on_train_end()
+    assert cb.epoch_times == pytest.approx([5.4, 0.65])
+
+
+def test_throughput_epoch_times_are_whole_epochs():
+    """An epoch's time includes every epoch-end callback: it closes at the next epoch's start."""
+    clock = FakeClock()
+    cb = Throughput(batch_size=10, clock=clock)
+    cb.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    cb.on_train_begin()
+    for epoch, tail in enumerate([0.25, 0.125]):
+        cb.on_epoch_begin(epoch)
+        for i in range(2):
+            cb.on_train_batch_begin(i)
+            clock.t += 0.5
+            cb.on_train_batch_end(i)
+        cb.on_epoch_end(epoch, {})
+        clock.t += tail  # later callbacks' on_epoch_end
+    cb.on_train_end()
+    assert cb.epoch_times == pytest.approx([1.25, 1.125])
+    cb.on_train_begin()  # a second fit (a NaN retry) stopped mid-epoch: that epoch is not counted
+    cb.on_epoch_begin(2)
+    clock.t += 3.0
+    cb.on_train_end()
+    assert cb.epoch_times == pytest.approx([1.25, 1.125])
 
 
 def test_format_logs_orders_training_keys_first():
@@ -136,10 +161,10 @@ def test_mid_epoch_saves_count_batches_with_steps_per_execution(tmp_path, spe, e
     saves = []
 
     class Recording(AtomicCheckpoint):
-        def save(self, which, epoch, batch, logs=None, value=None):
+        def save(self, which, epoch, batch, logs=None, value=None, eager=False):
             if which == "last" and batch:
                 saves.append((batch, int(self.model.optimizer.iterations.numpy())))
-            return super().save(which, epoch=epoch, batch=batch, logs=logs, value=value)
+            return super().save(which, epoch=epoch, batch=batch, logs=logs, value=value, eager=eager)
 
     cb = Recording(tmp_path, monitor="loss", mode="min", every_n_steps=5)
     m.fit(np.ones((40, 3)), np.zeros((40, 2)), batch_size=4, epochs=1, verbose=0, callbacks=[cb], shuffle=False)
