@@ -108,7 +108,7 @@ def rotated(items: list, r: int) -> list:
 
 def throughput_suite(args, result: dict, save) -> None:
     """One process per model runs (a), (b), (c) interleaved, ``rounds`` times (``vs_keras_runs.run_interleaved``)."""
-    specs = models(args.quick)
+    specs = {k: v for k, v in models(args.quick).items() if not args.models or k in args.models}
     runs = result.setdefault("throughput", {})
     for name, m in specs.items():
         rounds = args.repeats if args.quick else max(args.repeats, m.get("min_rounds", 0))
@@ -282,6 +282,8 @@ def main() -> None:
     ap.add_argument("--suite", choices=["cpu", "gpu", "all"], default="cpu")
     ap.add_argument("--only", nargs="+", choices=["throughput", "tta", "pipeline", "defaults", "help"],
                     help="run only these parts of the CPU suite")
+    ap.add_argument("--models", nargs="+", choices=["digits_cnn", "resnet18", "lstm"],
+                    help="throughput: only these models (default: all three)")
     ap.add_argument("--threshold", type=float, default=0.99, help="validation accuracy for time to accuracy")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run")
     ap.add_argument("--allow-cpu", action="store_true", help="--suite gpu on a CPU (tiny shapes, plumbing only)")

@@ -59,7 +59,7 @@ def table_source(table: Table, origin: str) -> SourceData:
         return x, {"feature_names": names, "categories": vocab}
 
     return SourceData(
-        y=table.labels(), origin=origin, label_key="data.label_column", task=table.task,  # type: ignore[arg-type]
+        y=table.labels, origin=origin, label_key="data.label_column", task=table.task,  # type: ignore[arg-type]
         class_names=table.class_names, encode=encode,
         extras={"label_column": table.manifest["settings"]["label"], "table": table.status},
     )

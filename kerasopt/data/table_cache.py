@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import shutil
 import tempfile
@@ -67,12 +68,22 @@ class TableRequest:
 
 @dataclass
 class Table:
-    """A parsed table: memory-mapped matrices and what the manifest says about them."""
+    """A parsed table: memory-mapped matrices and what the manifest says about them.
+
+    The matrices are mapped when the table is opened, so a later rebuild by another process (which
+    swaps the folder) does not change what this one reads.
+    """
 
     folder: Path
     manifest: dict
     status: str  # what happened: "cache reused ...", "parsed N rows in S s (the file changed ...)"
     _keep: Any = field(default=None, repr=False)  # a temporary folder that must outlive the memmaps
+
+    def __post_init__(self) -> None:
+        rows = self.rows
+        self.numeric = _open_matrix(self.folder / "numeric.f32", np.float32, rows, len(self.numeric_names))
+        self.codes = _open_matrix(self.folder / "codes.i32", np.int32, rows, len(self.categorical_names))
+        self.labels = np.load(self.folder / "labels.npy")
 
     @property
     def rows(self) -> int:
@@ -90,22 +101,9 @@ class Table:
     def categorical_names(self) -> list[str]:
         return list(self.manifest["categorical"])
 
-    @property
-    def numeric(self) -> np.ndarray:
-        """``(rows, numeric columns)`` float32, memory-mapped read-only."""
-        return _open_matrix(self.folder / "numeric.f32", np.float32, self.rows, len(self.numeric_names))
-
-    @property
-    def codes(self) -> np.ndarray:
-        """``(rows, categorical columns)`` int32 codes, memory-mapped read-only."""
-        return _open_matrix(self.folder / "codes.i32", np.int32, self.rows, len(self.categorical_names))
-
     def values(self, column: str) -> list[str]:
         """The values of categorical ``column``, indexed by code."""
         return list(self.manifest["values"][column])
-
-    def labels(self) -> np.ndarray:
-        return np.load(self.folder / "labels.npy")
 
     @property
     def task(self) -> str:
@@ -144,12 +142,16 @@ def open_table(req: TableRequest) -> Table:
         return Table(folder, manifest, _parsed(manifest, "the cache folder is not writable"), _keep=tmp)
     key = digest({"path": str(path.resolve()), "format": FORMAT})
     folder = root / f"{_safe(path.stem)}-{key}"
-    old = read_json(folder / "manifest.json")
-    why = _stale(old, req, stat)
-    if why is None and all((folder / n).exists() for n in ("numeric.f32", "codes.i32", "labels.npy")):
-        return Table(folder, old, f"cache reused: {old['rows']:,} rows, {folder}")
-    manifest = _build(req, path, folder)
-    return Table(folder, manifest, _parsed(manifest, why or "the cache was incomplete"))
+    # One builder at a time: the other processes of a Horovod or multi-worker job (or a second run)
+    # wait, then find the cache built. The kernel drops the lock if its holder dies.
+    with open(root / f".{folder.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = read_json(folder / "manifest.json")
+        why = _stale(old, req, stat)
+        if why is None and all((folder / n).exists() for n in ("numeric.f32", "codes.i32", "labels.npy")):
+            return Table(folder, old, f"cache reused: {old['rows']:,} rows, {folder}")
+        manifest = _build(req, path, folder)
+        return Table(folder, manifest, _parsed(manifest, why or "the cache was incomplete"))
 
 
 def _parsed(manifest: dict, why: str) -> str:

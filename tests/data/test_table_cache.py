@@ -1,5 +1,7 @@
 """The table cache: CSV and Parquet parsed once by pyarrow, reused while the file and settings are unchanged."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,22 @@ def test_an_unwritable_cache_folder_still_trains(tmp_path, make_cfg, monkeypatch
     src = load_source(make_cfg(source="csv", path=str(tmp_path / "t.csv"), label_column="label",
                                categorical_columns=["color"]))
     assert "the cache folder is not writable" in src.extras["table"] and len(src.y) == 30
+
+
+def test_two_processes_opening_a_new_table_parse_it_once(tmp_path):
+    """The ranks of a Horovod job open the table together: one parses, the others wait and reuse it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "t.csv").write_text(table_text(20000)[0])
+    code = ("import sys; from pathlib import Path; from kerasopt.data.table_cache import TableRequest, open_table; "
+            "t = open_table(TableRequest(Path(sys.argv[1]), 'csv', 'label', None, ('color',))); "
+            "print(t.status.split(':')[0].split(' ')[0], t.rows, float(t.numeric[:, 0].sum()))")
+    env = {**os.environ, "KERASOPT_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "t.csv")], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    words = sorted(out.split()[0] for out, _ in outs)
+    assert words == ["cache", "cache", "parsed"]
+    assert len({tuple(out.split()[1:]) for out, _ in outs}) == 1  # the same rows and values in every process
