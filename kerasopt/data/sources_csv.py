@@ -42,14 +42,20 @@ def table_source(table: Table, origin: str) -> SourceData:
             where = {v: i for i, v in enumerate(vocab[name])}
             position[name] = np.array([where.get(v, -1) for v in values], np.int64)
             width += len(vocab[name])
+        # The numeric columns in feature order, read from the row-major matrix in one pass.
+        order = [num_at[n] for n in table.features if n in num_at]
+        block = numeric if order == list(range(numeric.shape[1])) else numeric[:, order]
+        if width == len(order):  # no categorical columns: the block is the features
+            return np.array(block, np.float32), {"feature_names": [n for n in table.features if n in num_at],
+                                                 "categories": {}}
         x = np.empty((table.rows, width), np.float32)
         names: list[str] = []
-        col = 0
+        col, b = 0, 0
         for name in table.features:
             if name in num_at:
-                x[:, col] = numeric[:, num_at[name]]
+                x[:, col] = block[:, b]
                 names.append(name)
-                col += 1
+                col, b = col + 1, b + 1
                 continue
             k = len(vocab[name])
             pos = position[name][codes[:, cat_at[name]]] if k else np.zeros(table.rows, np.int64)
