@@ -133,25 +133,20 @@ def markdown(result: dict) -> str:
                   f"{best(t.get('same_recipe', []))} |",
                   f"| plain Keras, the recipe's CNN without BatchNorm, Adam 1e-3, batch 64 | float32, XLA off | "
                   f"{base} | {per_seed(t['baseline'])} | {best(t['baseline'])} |", ""]
-        if f32_s and same_s:
-            result["tta_engine_ratio"] = f32_s / same_s
-            targets.append(f"- the engine's cost, same recipe and arithmetic: kerasopt at float32 / plain Keras time "
-                           f"to {thr:.0%} = {f32_s / same_s:.2f}")
-        if rec_s and f32_s:
-            result["tta_auto_ratio"] = rec_s / f32_s
-            targets.append(f"- what `precision: auto` adds: kerasopt as shipped / kerasopt at float32 = "
-                           f"{rec_s / f32_s:.2f}")
-        if rec_s and same_s:
-            result["tta_shipped_vs_plain_ratio"] = rec_s / same_s
-            targets.append(f"- kerasopt as shipped / plain Keras with the same recipe = {rec_s / same_s:.2f}")
-        if same_s and base_s:
-            result["tta_recipe_ratio"] = same_s / base_s
-            targets.append(f"- the recipe's value, both in plain Keras: recipe / hand-written baseline time to "
-                           f"{thr:.0%} = {same_s / base_s:.2f}")
-        if rec_s and base_s:
-            result["tta_ratio"] = rec_s / base_s
-            targets.append(f"- both together: kerasopt as shipped / hand-written baseline = {rec_s / base_s:.2f} "
-                           f"(target <= 0.5), {check(rec_s / base_s <= 0.5)}")
+        ratios = [  # (result key, numerator, denominator, what the ratio says)
+            ("tta_engine_ratio", f32_s, same_s, "the engine's cost, same recipe and arithmetic: kerasopt at float32 / "
+                                                f"plain Keras time to {thr:.0%}"),
+            ("tta_auto_ratio", rec_s, f32_s, "what `precision: auto` adds: kerasopt as shipped / kerasopt at float32"),
+            ("tta_shipped_vs_plain_ratio", rec_s, same_s, "kerasopt as shipped / plain Keras with the same recipe"),
+            ("tta_recipe_ratio", same_s, base_s, "the recipe's value, both in plain Keras: recipe / hand-written "
+                                                 f"baseline time to {thr:.0%}"),
+            ("tta_ratio", rec_s, base_s, "both together: kerasopt as shipped / hand-written baseline"),
+        ]
+        for key, num, den, what in ratios:
+            if num and den:
+                result[key] = num / den
+                verdict = f" (target <= 0.5), {check(num / den <= 0.5)}" if key == "tta_ratio" else ""
+                targets.append(f"- {what} = {num / den:.2f}{verdict}")
     if "pipeline" in result:
         p = result["pipeline"]
         rate = {k: _med([r["stats"]["examples_per_sec"] for r in rs if r.get("ok")]) for k, rs in p.items()}
