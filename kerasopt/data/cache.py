@@ -264,7 +264,9 @@ def data_summary(extras: dict[str, Any]) -> str:
     if extras.get("cache"):
         parts.append(CachePlan(**extras["cache"]).describe())
     shuffle = extras.get("shuffle")
-    if shuffle:
+    if shuffle and shuffle.get("by_index"):
+        parts.append(f"the {shuffle['of']} training rows shuffled by index each epoch")
+    elif shuffle:
         parts.append(f"shuffle buffer {shuffle['buffer']} of {shuffle['of']} examples" if shuffle["buffer"]
                      else "no shuffling")
     return "data: " + "; ".join(parts)

@@ -38,6 +38,8 @@ class CacheStore:
         if self.identity and cfg.data.cache == "auto":
             self.plan = CachePlan("none", "the examples are already in memory and need no preparation",
                                   0, 0, "")
+        elif streamed and src.stream.own_cache:
+            self.plan = CachePlan("none", "the source's own memory-mapped cache is read directly", 0, 0, "")
         else:
             self.plan = plan_cache(cfg.data, int(per_example * count), streamed=streamed, can_disk=can_disk)
         self.notes: dict[str, str] = {}

@@ -14,6 +14,7 @@ raw pixel range [0, 255]; its statistics come from the training split only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.data.cache_store import CacheStore, shuffle_size
 from kerasopt.data.prepare import build_prep
-from kerasopt.data.source_base import SourceData
+from kerasopt.data.source_base import SourceData, Stream
 from kerasopt.data.sources import load_source
 from kerasopt.data.sources_files import parallel
 from kerasopt.data.spec import DataSpec
@@ -98,6 +99,8 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     if src.encode is not None:
         x, more = src.encode(train_idx)
         extras.update(more)
+        if isinstance(x, Stream):  # a table too big for memory, read from its memory-mapped cache
+            src, x = dataclasses.replace(src, stream=x, encode=None), None
     if x is not None:
         x = x[:n]
         if x.dtype.kind == "f" and not np.isfinite(x).all():
@@ -149,14 +152,20 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
                 f"worker {shard[0]} of {shard[1]} gets no training examples ({n_train} in all)", key="data"
             )
     normalizer = None
-    if d.normalize != "none":
+    if d.normalize != "none" and src.stream is not None and src.stream.stats is not None:
+        # read directly (a memory-mapped table: float64 sums over the training rows, no tf.data pass)
+        normalizer, extras["normalize"] = src.stream.stats(train_idx).normalizer(d.normalize)
+    elif d.normalize != "none":
         # Without sharding this pass also fills the cache, so epoch 1 reads no file twice.
         stats_ds = train if shard is None else full_train
         normalizer, extras["normalize"] = compute_normalizer(
             prep.elements(stats_ds) if store.early and shard is None else stats_ds, d.normalize)
 
-    buffer = shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
-    extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer}
+    # A source that orders each epoch itself (index shuffles) needs no shuffle buffer.
+    by_index = shard is None and src.stream is not None and src.stream.epochs is not None and d.shuffle_buffer > 0
+    buffer = 0 if by_index else shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
+    extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer,
+                         **({"by_index": True} if by_index else {})}
     unshuffled = train
     if buffer > 0:
         train = train.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
@@ -165,10 +174,15 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     finish_calls = None if cfg.deterministic and augmenter is not None else calls
     transform = batch_transform(augmenter, normalizer, on_batch)
     epoch_stream = None
-    if shard is None:
-        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed,
-                                     lambda ds: _finish(ds, transform, d.prefetch, finish_calls))
-    train = _finish(train.batch(batch), transform, d.prefetch, finish_calls)
+    finish = lambda ds: _finish(ds, transform, d.prefetch, finish_calls)  # noqa: E731
+    if by_index:
+        one_epoch = src.stream.epochs(train_idx)
+        epoch_stream = _epoch_stream_of(lambda e: prep.elements(one_epoch(e)), batch, finish)
+        train = one_epoch(tf.constant(0, tf.int64))  # bundle.train: epoch 0's order
+        train = prep.elements(train)
+    elif shard is None:
+        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed, finish)
+    train = finish(train.batch(batch))
     val = None
     if len(val_idx):
         val, _ = elements(val_idx, None)
@@ -200,6 +214,17 @@ def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
     def stream(start_epoch: int = 0) -> tf.data.Dataset:
         epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
         return finish(epochs.flat_map(one_epoch))
+
+    return stream
+
+
+def _epoch_stream_of(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], batch: int,
+                     finish: Callable[[tf.data.Dataset], tf.data.Dataset]) -> Callable[[int], tf.data.Dataset]:
+    """``start_epoch -> endless batches`` for a source that orders each epoch itself (``Stream.epochs``)."""
+
+    def stream(start_epoch: int = 0) -> tf.data.Dataset:
+        epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
+        return finish(epochs.flat_map(lambda e: one_epoch(e).batch(batch)))
 
     return stream
 

@@ -40,6 +40,14 @@ class Stream:
     files: list[str] = field(default_factory=list)
     # make() yields the examples in the order of ``indices`` (any order), not in file order.
     ordered: bool = False
+    # ``epochs(indices) -> (epoch tensor -> dataset)``: the examples of ``indices`` in an order of
+    # their own per epoch, seeded by the epoch (a memory-mapped table shuffles its row indices);
+    # the pipeline then keeps no shuffle buffer.
+    epochs: Optional[Callable[[np.ndarray], Callable[[tf.Tensor], tf.data.Dataset]]] = None
+    # ``stats(indices) -> RunningStats`` of those examples, read directly instead of a tf.data pass.
+    stats: Optional[Callable[[np.ndarray], object]] = None
+    # The source is its own cache (memory-mapped files): no tf.data cache goes on top of it.
+    own_cache: bool = False
 
 
 @dataclass
@@ -65,7 +73,8 @@ class SourceData:
     input_dtype: Literal["float32", "int32"] = "float32"
     vocab_size: Optional[int] = None
     # CSV: one-hot vocabularies must come from the training split only, so the
-    # features are built once the split is known: encode(train_idx) -> (x, extras).
+    # features are built once the split is known: encode(train_idx) -> (x, extras),
+    # where x is an array, or a Stream for a table read from its memory-mapped cache.
     encode: Optional[Callable[[np.ndarray], tuple[np.ndarray, dict]]] = None
     extras: dict = field(default_factory=dict)
 

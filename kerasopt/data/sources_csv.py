@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from kerasopt.config.data_schema import DataConfig
-from kerasopt.data.source_base import SOURCES, SourceData
+from kerasopt.data.cache import budget_bytes, human_bytes
+from kerasopt.data.source_base import SOURCES, SourceData, Stream
 from kerasopt.data.table_cache import Table, TableRequest, open_table
+from kerasopt.data.table_stream import TableEncoder, check_finite, table_stream
 
 
 def _request(data: DataConfig, kind: str) -> TableRequest:
@@ -23,52 +25,69 @@ def _request(data: DataConfig, kind: str) -> TableRequest:
     )
 
 
-def table_source(table: Table, origin: str) -> SourceData:
-    """A parsed table as a source: labels now, features once the training split is known (``encode``)."""
+def table_source(table: Table, origin: str, data: DataConfig, seed: int) -> SourceData:
+    """A parsed table as a source: labels now, features once the training split is known (``encode``).
 
-    def encode(train_idx: np.ndarray) -> tuple[np.ndarray, dict]:
+    The features are encoded into memory when they fit the cache budget (``data.cache: auto``, or
+    ``true``); otherwise (or with ``data.cache: false`` or ``disk``) training reads them from the
+    memory-mapped cache, a chunk at a time, with the rows shuffled by index each epoch.
+    """
+
+    def encode(train_idx: np.ndarray) -> tuple[np.ndarray | Stream, dict]:
         # Vocabularies from the training split only: validation must not leak into the encoding.
-        numeric, codes = table.numeric, table.codes
-        num_at = {n: j for j, n in enumerate(table.numeric_names)}
-        cat_at = {n: j for j, n in enumerate(table.categorical_names)}
-        width = len(num_at)
+        codes = table.codes
         vocab: dict[str, list[str]] = {}
         position: dict[str, np.ndarray] = {}
-        for name, j in cat_at.items():
+        for j, name in enumerate(table.categorical_names):
             values = table.values(name)
             seen = np.unique(codes[train_idx, j]) if len(train_idx) else np.zeros(0, np.int32)
             vocab[name] = sorted(values[c] for c in seen)
             # code -> column in the one-hot block, -1 for a value the training split never had
             where = {v: i for i, v in enumerate(vocab[name])}
             position[name] = np.array([where.get(v, -1) for v in values], np.int64)
-            width += len(vocab[name])
-        # The numeric columns in feature order, read from the row-major matrix in one pass.
-        order = [num_at[n] for n in table.features if n in num_at]
-        block = numeric if order == list(range(numeric.shape[1])) else numeric[:, order]
-        if width == len(order):  # no categorical columns: the block is the features
-            return np.array(block, np.float32), {"feature_names": [n for n in table.features if n in num_at],
-                                                 "categories": {}}
-        x = np.empty((table.rows, width), np.float32)
-        names: list[str] = []
-        col, b = 0, 0
-        for name in table.features:
-            if name in num_at:
-                x[:, col] = block[:, b]
-                names.append(name)
-                col, b = col + 1, b + 1
-                continue
-            k = len(vocab[name])
-            pos = position[name][codes[:, cat_at[name]]] if k else np.zeros(table.rows, np.int64)
-            x[:, col:col + k] = pos[:, None] == np.arange(k)[None, :]
-            names.extend(f"{name}={v}" for v in vocab[name])
-            col += k
-        return x, {"feature_names": names, "categories": vocab}
+        names = [n for f in table.features for n in ([f] if f not in vocab else [f"{f}={v}" for v in vocab[f]])]
+        more = {"feature_names": names, "categories": vocab}
+        encoder = TableEncoder(table, vocab, position)
+        need = table.rows * encoder.width * 4
+        stream, why = _streamed(data, need)
+        more["table"] = f"{table.status}; {why}"
+        if not stream:
+            return _in_memory(table, encoder), more
+        check_finite(table, min(table.rows, data.max_examples or table.rows), origin)
+        labels = table.labels.astype(np.int32 if table.task == "classification" else np.float32)
+        return table_stream(table, encoder, labels, seed), more
 
     return SourceData(
         y=table.labels, origin=origin, label_key="data.label_column", task=table.task,  # type: ignore[arg-type]
         class_names=table.class_names, encode=encode,
         extras={"label_column": table.manifest["settings"]["label"], "table": table.status},
     )
+
+
+def _streamed(data: DataConfig, need: int) -> tuple[bool, str]:
+    """Whether to read the features from the memory-mapped cache, and the reason to print."""
+    if data.cache is True:
+        return False, f"features in memory ({human_bytes(need)}; data.cache: true)"
+    if data.cache is False or data.cache == "disk":
+        return True, f"features read from the memory-mapped cache every epoch (data.cache: {str(data.cache).lower()})"
+    budget, source = budget_bytes(data.cache_budget)
+    if need <= budget:
+        return False, f"features in memory ({human_bytes(need)}, budget {human_bytes(budget)}, {source})"
+    return True, (f"features read from the memory-mapped cache every epoch ({human_bytes(need)} encoded, "
+                  f"more than the budget {human_bytes(budget)}, {source}), rows shuffled by index")
+
+
+def _in_memory(table: Table, encoder: TableEncoder) -> np.ndarray:
+    """The whole feature matrix; the numeric columns read from the row-major matrix in one pass."""
+    if all(kind == "num" for kind, *_ in encoder.layout):
+        order = [j for _, j, *_ in encoder.layout]
+        block = table.numeric if order == list(range(table.numeric.shape[1])) else table.numeric[:, order]
+        return np.array(block, np.float32)
+    out = np.empty((table.rows, encoder.width), np.float32)
+    for start in range(0, table.rows, 262144):
+        rows = np.arange(start, min(table.rows, start + 262144))
+        out[start:start + len(rows)] = encoder(rows)
+    return out
 
 
 @SOURCES.register("csv")
@@ -85,7 +104,7 @@ def load_csv(data: DataConfig, seed: int) -> SourceData:
         >>> # load_csv(DataConfig(source="csv", path="species.csv", label_column="species",
         >>> #                     categorical_columns=["color"]), seed=0)
     """
-    return table_source(open_table(_request(data, "csv")), str(data.path))
+    return table_source(open_table(_request(data, "csv")), str(data.path), data, seed)
 
 
 @SOURCES.register("parquet")
@@ -98,4 +117,4 @@ def load_parquet(data: DataConfig, seed: int) -> SourceData:
     Example:
         >>> # load_parquet(DataConfig(source="parquet", path="t.parquet", label_column="y"), seed=0)
     """
-    return table_source(open_table(_request(data, "parquet")), str(data.path))
+    return table_source(open_table(_request(data, "parquet")), str(data.path), data, seed)
