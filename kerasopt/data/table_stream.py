@@ -13,6 +13,7 @@ pages of the matrices are the kernel's page cache, shared and evictable.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Optional
 
 import numpy as np
@@ -99,13 +100,15 @@ def table_stream(table: Table, encoder: TableEncoder, labels: np.ndarray, seed: 
         """``epoch (tensor) -> dataset`` of the rows of ``indices`` in the order seeded by ``(seed, epoch)``."""
         indices = np.asarray(indices, np.int64)
         memo: dict[int, np.ndarray] = {}
+        lock = threading.Lock()  # tf.data calls read() from several threads
 
         def order(epoch: int) -> np.ndarray:
-            if epoch not in memo:
-                if len(memo) > 1:  # the prefetch may run one epoch ahead: keep two
-                    memo.pop(min(memo))
-                memo[epoch] = indices[np.random.default_rng([seed, epoch]).permutation(len(indices))]
-            return memo[epoch]
+            with lock:
+                if epoch not in memo:
+                    if len(memo) > 1:  # the prefetch may run one epoch ahead: keep two
+                        memo.pop(min(memo))
+                    memo[epoch] = indices[np.random.default_rng([seed, epoch]).permutation(len(indices))]
+                return memo[epoch]
 
         load, n_chunks = chunks(indices, order)
 
