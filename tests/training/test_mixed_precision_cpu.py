@@ -9,19 +9,16 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from training_runs import tabular_config
+from training_runs import checkpoint_step, fit_cli, tabular_config
 
 from kerasopt.training.precision import TEST_FLOAT16_ON_CPU
 
-KERASOPT = str(Path(sys.executable).with_name("kerasopt"))
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
 COMPUTE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 INITIAL_LOSS_SCALE = 2.0**15  # tf_keras' dynamic loss scale starts here
@@ -127,20 +124,7 @@ def _weights(run_dir: Path) -> list[np.ndarray]:
 
 
 def _fit(cfg_path: Path, run_dir: Path, *extra: str, wait: bool = True):
-    cmd = [KERASOPT, "fit", str(cfg_path), "--run-dir", str(run_dir), *extra]
-    env = {**os.environ, TEST_FLOAT16_ON_CPU: "1"}
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out
-
-
-def _step(run_dir: Path) -> int:
-    try:
-        return json.loads((run_dir / "checkpoints" / "last" / "meta.json").read_text())["step"]
-    except (OSError, ValueError, KeyError):
-        return -1
+    return fit_cli(cfg_path, run_dir, *extra, env={**os.environ, TEST_FLOAT16_ON_CPU: "1"}, wait=wait)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -154,7 +138,7 @@ def test_sigkill_resume_is_exact(policy, tmp_path):
     run = tmp_path / "killed"
     proc = _fit(cfg_path, run, wait=False)
     t0 = time.time()
-    while _step(run) < 60:
+    while checkpoint_step(run) < 60:
         assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()[-2000:]
         assert time.time() - t0 < 300, "no checkpoint appeared in time"
         time.sleep(0.02)

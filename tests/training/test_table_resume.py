@@ -3,16 +3,13 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-
-KERASOPT = str(Path(sys.executable).with_name("kerasopt"))
+from training_runs import checkpoint_step, fit_cli
 
 
 def _config(tmp_path: Path) -> dict:
@@ -36,20 +33,8 @@ def _config(tmp_path: Path) -> dict:
 
 
 def _fit(cfg_path: Path, run_dir: Path, *extra: str, wait: bool = True):
-    cmd = [KERASOPT, "fit", str(cfg_path), "--run-dir", str(run_dir), *extra]
     env = {**os.environ, "KERASOPT_CACHE_DIR": str(cfg_path.parent / "cache")}
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    return out
-
-
-def _step(run_dir: Path) -> int:
-    try:
-        return json.loads((run_dir / "checkpoints" / "last" / "meta.json").read_text())["step"]
-    except (OSError, ValueError, KeyError):
-        return -1
+    return fit_cli(cfg_path, run_dir, *extra, env=env, wait=wait)
 
 
 @pytest.mark.slow
@@ -63,7 +48,7 @@ def test_sigkill_mid_epoch_then_resume_ends_on_the_uninterrupted_weights(tmp_pat
     run = tmp_path / "killed"
     proc = _fit(cfg_path, run, wait=False)
     t0 = time.time()
-    while _step(run) < 60:  # 38 batches an epoch: killed in epoch 2, after a mid-epoch save
+    while checkpoint_step(run) < 60:  # 38 batches an epoch: killed in epoch 2, after a mid-epoch save
         assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stdout.read()[-2000:]
         assert time.time() - t0 < 300, "no checkpoint appeared in time"
         time.sleep(0.02)
