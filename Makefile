@@ -61,4 +61,5 @@ bench: install horovod
 	$(BIN)/python benchmarks/vs_keras.py
 	$(BIN)/python benchmarks/cpu_levers.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/tabular_scale.py
 	$(BIN)/python benchmarks/pipeline_limit.py

@@ -11,6 +11,8 @@ Kinds of run (``spec["kind"]``):
 - ``keras_tfrecord``: plain tf_keras on the TFRecord shards: ``TFRecordDataset(files,
   num_parallel_reads=AUTOTUNE)``, shuffle of the serialized records, parse, ``decode_jpeg``, resize,
   /255, batch, prefetch; a fixed 80/20 split by shard.
+- ``keras_csv``: plain tf_keras on a CSV as the TensorFlow CSV guide teaches it (``make_csv_dataset``,
+  a ``Normalization`` layer adapted on a sample); used by ``tabular_scale.py``.
 - ``kerasopt``: ``kerasopt.fit(config)`` with every default, in a new run directory.
 - ``write_tfrecords``: data generation, writes TFRecord shards from the JPEG files.
 
@@ -160,6 +162,44 @@ def run_keras_tfrecord(spec: dict) -> dict:
     model = _plain_model(spec, keras, spec["n_train"], spec["n_val"])
     train, val = dataset(spec["train_files"], True), dataset(spec["val_files"], False)
     return {**_fit_plain(spec, keras, model, train, val, spec["n_train"], import_s), "n_val": spec["n_val"]}
+
+
+def run_keras_csv(spec: dict) -> dict:
+    """Plain tf_keras on a CSV too big for memory, as the TensorFlow CSV guide teaches it.
+
+    ``tf.data.experimental.make_csv_dataset`` (streaming, its default 10,000-row shuffle buffer),
+    the columns packed into one vector, a ``Normalization`` layer adapted on a sample of
+    ``spec["adapt_batches"]`` batches, the label strings looked up, and the config's architecture
+    (``build_model``) after the normalization. No validation split: the guide has none, so every
+    row trains (kerasopt's epochs also validate on its 20%: this favours the plain side).
+    """
+    from kerasopt.config import load_config
+    from kerasopt.data.spec import DataSpec
+    from kerasopt.models import build_model
+
+    tf, keras, import_s = _keras()
+    label, classes = spec["label"], spec["class_names"]
+    lookup = keras.layers.StringLookup(vocabulary=classes, num_oov_indices=0)
+    ds = tf.data.experimental.make_csv_dataset(spec["path"], batch_size=spec["batch_size"], label_name=label,
+                                               num_epochs=1, shuffle_seed=spec["seed"])
+    ds = ds.map(lambda f, y: (tf.stack([tf.cast(f[k], tf.float32) for k in sorted(f, key=_column_order)], axis=1),
+                              lookup(y))).prefetch(tf.data.AUTOTUNE)
+    norm = keras.layers.Normalization()
+    norm.adapt(ds.take(spec["adapt_batches"]).map(lambda x, y: x))
+    cfg = load_config(spec["config"])
+    keras.utils.set_random_seed(spec["seed"])
+    width = int(norm.mean.shape[-1])
+    body = build_model(cfg, DataSpec((width,), "classification", len(classes), spec["n_train"], 0))
+    inputs = keras.Input((width,))
+    model = keras.Model(inputs, body(norm(inputs)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return {**_fit_plain(spec, keras, model, ds, None, spec["n_train"], import_s), "n_val": 0}
+
+
+def _column_order(name: str):
+    """``f0, f1, ..., f10``: numeric order of the generated columns (dict order is not guaranteed)."""
+    return (len(name), name)
 
 
 def _find(obj, words: tuple[str, ...], prefix: str = "") -> dict:
@@ -380,8 +420,8 @@ def report(result: dict) -> str:
     return "\n".join(md)
 
 
-KINDS = {"keras_folder": run_keras_folder, "keras_tfrecord": run_keras_tfrecord, "kerasopt": run_kerasopt,
-         "write_tfrecords": run_write_tfrecords}
+KINDS = {"keras_folder": run_keras_folder, "keras_tfrecord": run_keras_tfrecord, "keras_csv": run_keras_csv,
+         "kerasopt": run_kerasopt, "write_tfrecords": run_write_tfrecords}
 
 
 def main() -> int:

@@ -261,11 +261,12 @@ def data_summary(extras: dict[str, Any]) -> str:
     parts = []
     if extras.get("table"):  # csv/parquet: parsed into the table cache, or that cache reused
         parts.append(f"table {extras['table']}")
-    if extras.get("cache"):
-        parts.append(CachePlan(**extras["cache"]).describe())
+    plan = CachePlan(**extras["cache"]) if extras.get("cache") else None
+    if plan and not (extras.get("table") and plan.mode == "none"):  # a streamed table said where it reads from
+        parts.append(plan.describe())
     shuffle = extras.get("shuffle")
     if shuffle and shuffle.get("by_index"):
-        parts.append(f"the {shuffle['of']} training rows shuffled by index each epoch")
+        parts.append(f"the {shuffle['of']:,} training rows shuffled by index each epoch")
     elif shuffle:
         parts.append(f"shuffle buffer {shuffle['buffer']} of {shuffle['of']} examples" if shuffle["buffer"]
                      else "no shuffling")

@@ -1,7 +1,7 @@
-"""CSV and Parquet tables parsed once, in a streaming pass, into a cache that later runs memory-map.
+"""CSV and Parquet tables parsed once into a cache that later runs memory-map, and read with bounded memory.
 
-The first run reads the file in blocks with pyarrow (a multi-threaded C++ parser) and writes, into
-the user cache folder (``kerasopt.usercache``, kind ``tables``):
+The first run parses the file (``kerasopt.data.table_parse``) into the user cache folder
+(``kerasopt.usercache``, kind ``tables``):
 
 - ``numeric.f32``: the numeric feature columns as a row-major float32 matrix ``(rows, numeric)``;
 - ``codes.i32``: the categorical columns as int32 codes ``(rows, categorical)``, in order of first
@@ -10,14 +10,14 @@ the user cache folder (``kerasopt.usercache``, kind ``tables``):
 - ``manifest.json``: the file's path, size and mtime, the parse settings, the column names, the
   categorical values, the label's task and class names, and the build time.
 
-Memory during the build is one block (16 MB of text) plus the labels. A later run on the same file
-with the same settings opens the matrices with ``np.memmap`` and starts in milliseconds; a changed
-file (size or mtime) or changed settings rebuild the cache, and :attr:`Table.status` says why.
+A later run on the same file with the same settings maps the matrices and starts in milliseconds; a
+changed file (size or mtime) or changed settings rebuild the cache, and :attr:`Table.status` says why.
 
-Bad input is named as before: a non-numeric cell by file, row, line and column, a short row by its
-line, an empty label by its row. pyarrow's own messages carry no row when it parses in parallel, so
-on a conversion or parse error the file is scanned once more with Python's ``csv`` module to find
-the first bad cell (the error path only).
+Memory: the matrices are read through :class:`MappedMatrix`, which unmaps the pages it read after
+each read. Without that, every page a process reads from a mapped file stays in its resident set:
+one epoch over a 10-million-row table would add the whole 1.2 GB matrix to the process's RSS. The
+pages stay in the kernel's page cache (shared, evicted under memory pressure), so a page read again
+costs a minor fault, not disk I/O.
 
 Example:
     >>> req = TableRequest(Path("pets.csv"), "csv", label="species", features=None,
@@ -29,41 +29,105 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import os
-import shutil
+import mmap
 import tempfile
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from kerasopt.data.table_parse import FORMAT, TableRequest, build, source_stat
 from kerasopt.errors import ConfigError
-from kerasopt.registry import suggest
-from kerasopt.usercache import cache_dir, digest, read_json, write_json
+from kerasopt.usercache import cache_dir, digest, read_json
 
-# Bumped when what the cache holds, or how a file is parsed, changes: older caches are then rebuilt.
-FORMAT = 1
-BLOCK_BYTES = 16 << 20  # text per parsed block: memory during the build, not a limit on the file
+__all__ = ["MappedMatrix", "Table", "TableRequest", "open_table"]
+
+# Rows read between two unmaps: at least GROUP_ROWS, or all those within SCAN_BYTES of the first.
+# A read of scattered rows maps up to the kernel's fault-around window (64 KB by default) per row,
+# so either way a group leaves at most ~32 MB mapped.
+GROUP_ROWS = 512
+SCAN_BYTES = 32 << 20  # contiguous bytes per step of a sequential read
 
 
-@dataclass(frozen=True)
-class TableRequest:
-    """Which file, and how to read it: the settings a cache is valid for."""
+class MappedMatrix:
+    """A read-only ``(rows, cols)`` matrix in a file, read through a memory map that is kept small.
 
-    path: Path
-    kind: Literal["csv", "parquet"]
-    label: str
-    features: Optional[tuple[str, ...]]  # None: every column but the label
-    categorical: tuple[str, ...] = ()
+    ``take(rows)`` gathers any rows in any order (a copy); ``scan(start, stop)`` yields contiguous
+    blocks. Both unmap what they read before returning, so the process's resident memory grows by
+    what it copies, not by the file. ``matrix[...]`` (NumPy indexing) also works but leaves the pages
+    it touched mapped: for small reads and tests.
 
-    def settings(self) -> dict[str, Any]:
-        return {"kind": self.kind, "label": self.label,
-                "features": list(self.features) if self.features is not None else None,
-                "categorical": sorted(self.categorical)}
+    Example:
+        >>> m = MappedMatrix(Path("numeric.f32"), np.float32, 10_000_000, 30)  # doctest: +SKIP
+        >>> m.take(np.array([7, 3, 9_999_999])).shape  # doctest: +SKIP
+        (3, 30)
+    """
+
+    def __init__(self, path: Path, dtype, rows: int, cols: int) -> None:
+        self.shape, self.dtype = (int(rows), int(cols)), np.dtype(dtype)
+        self._row_bytes = self.dtype.itemsize * self.shape[1]
+        self._map: Optional[mmap.mmap] = None
+        if rows == 0 or cols == 0:
+            self._array = np.zeros(self.shape, self.dtype)
+            return
+        with open(path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._array = np.frombuffer(self._map, self.dtype, count=rows * cols).reshape(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self._array[key]
+
+    def _release(self, first: int, last: int) -> None:
+        """Unmap the pages of rows ``first..last`` (inclusive); they stay in the page cache."""
+        if self._map is None or not hasattr(self._map, "madvise"):
+            return
+        lo = first * self._row_bytes // mmap.PAGESIZE * mmap.PAGESIZE
+        hi = min(len(self._map), (last + 1) * self._row_bytes)
+        if hi > lo:
+            self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """``matrix[rows]`` (a copy), read in groups of nearby rows, each group unmapped after it is read."""
+        rows = np.asarray(rows, np.int64)
+        if len(rows) <= 1 or self._map is None:
+            out = self._array[rows]
+            if len(rows) == 1:
+                self._release(int(rows[0]), int(rows[0]))
+            return out
+        ascending = bool((rows[1:] >= rows[:-1]).all())  # e.g. the statistics pass: no sort needed
+        order = np.arange(len(rows)) if ascending else np.argsort(rows, kind="stable")
+        ordered = rows if ascending else rows[order]
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        span = max(1, SCAN_BYTES // max(1, self._row_bytes))  # rows within 32 MB: one group, however many
+        g = 0
+        while g < len(rows):
+            end = max(g + GROUP_ROWS, int(np.searchsorted(ordered, ordered[g] + span, "left")))
+            group = ordered[g:end]
+            if ascending and int(group[-1]) - int(group[0]) + 1 == len(group):  # a run of rows: a slice
+                out[g:end] = self._array[int(group[0]):int(group[-1]) + 1]
+            elif ascending:
+                out[g:end] = self._array[group]
+            else:
+                out[order[g:end]] = self._array[group]
+            self._release(int(group[0]), int(group[-1]))
+            g = end
+        return out
+
+    def scan(self, start: int = 0, stop: Optional[int] = None, columns=None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first row, copy of a block of rows)`` from ``start`` to ``stop``, optionally only ``columns``."""
+        stop = self.shape[0] if stop is None else min(int(stop), self.shape[0])
+        step = max(1, SCAN_BYTES // max(1, self._row_bytes))
+        for first in range(int(start), stop, step):
+            last = min(stop, first + step)
+            block = self._array[first:last]
+            yield first, np.array(block if columns is None else block[:, columns])
+            self._release(first, last - 1)
 
 
 @dataclass
@@ -81,8 +145,8 @@ class Table:
 
     def __post_init__(self) -> None:
         rows = self.rows
-        self.numeric = _open_matrix(self.folder / "numeric.f32", np.float32, rows, len(self.numeric_names))
-        self.codes = _open_matrix(self.folder / "codes.i32", np.int32, rows, len(self.categorical_names))
+        self.numeric = MappedMatrix(self.folder / "numeric.f32", np.float32, rows, len(self.numeric_names))
+        self.codes = MappedMatrix(self.folder / "codes.i32", np.int32, rows, len(self.categorical_names))
         self.labels = np.load(self.folder / "labels.npy")
 
     @property
@@ -114,17 +178,6 @@ class Table:
         return self.manifest.get("class_names")
 
 
-def _open_matrix(path: Path, dtype, rows: int, cols: int) -> np.ndarray:
-    if rows == 0 or cols == 0:
-        return np.zeros((rows, cols), dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, cols))
-
-
-def _source_stat(path: Path) -> dict[str, int]:
-    st = path.stat()
-    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
-
-
 def open_table(req: TableRequest) -> Table:
     """The cached table for ``req``: reused when the file and settings are unchanged, else (re)built."""
     path = Path(req.path)
@@ -132,13 +185,13 @@ def open_table(req: TableRequest) -> Table:
         what = "is a folder, not a file" if path.is_dir() else "not found"
         raise ConfigError(f"{req.kind.upper() if req.kind == 'csv' else 'Parquet'} file {what}: {path}",
                           key="data.path")
-    stat = _source_stat(path)
+    stat = source_stat(path)
     try:
         root = cache_dir("tables")
     except ConfigError:  # unwritable cache folder: parse into a temporary one, kept for this run
         tmp = tempfile.TemporaryDirectory(prefix="kerasopt-table-")
         folder = Path(tmp.name) / "table"
-        manifest = _build(req, path, folder)
+        manifest = build(req, path, folder)
         return Table(folder, manifest, _parsed(manifest, "the cache folder is not writable"), _keep=tmp)
     key = digest({"path": str(path.resolve()), "format": FORMAT})
     folder = root / f"{_safe(path.stem)}-{key}"
@@ -150,7 +203,7 @@ def open_table(req: TableRequest) -> Table:
         why = _stale(old, req, stat)
         if why is None and all((folder / n).exists() for n in ("numeric.f32", "codes.i32", "labels.npy")):
             return Table(folder, old, f"cache reused: {old['rows']:,} rows, {folder}")
-        manifest = _build(req, path, folder)
+        manifest = build(req, path, folder)
         return Table(folder, manifest, _parsed(manifest, why or "the cache was incomplete"))
 
 
@@ -176,304 +229,3 @@ def _stale(old: Optional[dict], req: TableRequest, stat: dict) -> Optional[str]:
     return None
 
 
-# -- building ------------------------------------------------------------------------------------
-
-
-def _build(req: TableRequest, path: Path, folder: Path) -> dict:
-    """Parse ``path`` into ``folder`` (written to a temporary sibling, then renamed into place)."""
-    t0 = time.perf_counter()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-    try:
-        manifest = _write(req, path, tmp)
-        manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / "manifest.json", manifest)
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _write(req: TableRequest, path: Path, out: Path) -> dict:
-    if req.kind == "csv":
-        header = _csv_header(path)
-    else:
-        header = _parquet_header(path)
-    features, categorical = _choose_columns(req, path, header)
-    numeric = [f for f in features if f not in categorical]
-    cats = [f for f in features if f in categorical]
-    values: dict[str, dict[str, int]] = {c: {} for c in cats}
-    label_chunks: list = []
-    rows = 0
-    with open(out / "numeric.f32", "wb") as fnum, open(out / "codes.i32", "wb") as fcat:
-        batches = (_csv_batches(req, path, header, numeric, cats) if req.kind == "csv"
-                   else _parquet_batches(path, numeric, cats, req.label))
-        for batch in batches:
-            n = batch.num_rows
-            if n == 0:
-                continue
-            if numeric:
-                block = np.empty((n, len(numeric)), np.float32)
-                for j, name in enumerate(numeric):
-                    block[:, j] = _numeric_column(batch.column(name), path, req, name, rows)
-                fnum.write(block.tobytes())
-            if cats:
-                block = np.empty((n, len(cats)), np.int32)
-                for j, name in enumerate(cats):
-                    block[:, j] = _codes(batch.column(name), values[name])
-                fcat.write(block.tobytes())
-            label_chunks.append(_label_strings(batch.column(req.label), path, req, rows))
-            rows += n
-    y, task, class_names = _resolve_labels(label_chunks, path, req, rows)
-    np.save(out / "labels.npy", y)
-    return {
-        "format": FORMAT, "source": {"path": str(path.resolve()), **_source_stat(path)}, "settings": req.settings(),
-        "rows": rows, "header": header, "features": features, "numeric": numeric, "categorical": cats,
-        "values": {c: list(v) for c, v in values.items()}, "task": task, "class_names": class_names,
-    }
-
-
-def _choose_columns(req: TableRequest, path: Path, header: list[str]) -> tuple[list[str], set[str]]:
-    label = req.label
-    if label not in header:
-        raise ConfigError(
-            f"label column '{label}' is not in {path}. Columns in the file: {', '.join(header)}."
-            f"{suggest(label, header)}",
-            key="data.label_column",
-        )
-    features = list(req.features) if req.features is not None else [h for h in header if h != label]
-    for name in features:
-        if name not in header:
-            raise ConfigError(
-                f"feature column '{name}' is not in {path}. Columns in the file: {', '.join(header)}."
-                f"{suggest(name, header)}",
-                key="data.feature_columns",
-            )
-    if label in features:
-        raise ConfigError(f"the label column '{label}' cannot also be a feature", key="data.feature_columns")
-    if not features:
-        raise ConfigError(f"{path} has no feature columns besides the label '{label}'", key="data.feature_columns")
-    for name in req.categorical:
-        if name not in features:
-            where = "is the label column" if name == label else f"is not a feature column ({', '.join(features)})"
-            raise ConfigError(f"categorical column '{name}' {where}", key="data.categorical_columns")
-    return features, set(req.categorical)
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel writes a BOM
-            header = next(csv.reader(f), None)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})", key="data.path") from None
-    except csv.Error as e:
-        raise ConfigError(f"{path}: malformed CSV: {e}", key="data.path") from None
-    if not header:
-        raise ConfigError(f"{path} is empty; expected a header row of column names", key="data.path")
-    header = [h.strip() for h in header]
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise ConfigError(f"{path} repeats column name(s): {', '.join(dupes)}", key="data.path")
-    return header
-
-
-def _csv_batches(req: TableRequest, path: Path, header: list[str], numeric: list[str], cats: list[str]):
-    import pyarrow as pa
-    from pyarrow import csv as pcsv
-
-    types = {**{n: pa.float32() for n in numeric}, **{c: pa.string() for c in cats}, req.label: pa.string()}
-    read = pcsv.ReadOptions(block_size=BLOCK_BYTES, column_names=header, skip_rows=1)
-    # Only an empty cell is missing (then named); "NA" or "n/a" in a numeric column is not a number.
-    convert = pcsv.ConvertOptions(column_types=types, include_columns=[*numeric, *cats, req.label],
-                                  null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False)
-    try:
-        reader = pcsv.open_csv(path, read_options=read, convert_options=convert)
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            yield batch
-    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-        _diagnose_csv(path, header, numeric, req.label)  # raises the precise error when it finds one
-        raise ConfigError(f"{path}: could not parse: {str(e).strip().splitlines()[0]}", key="data.path") from None
-
-
-def _diagnose_csv(path: Path, header: list[str], numeric: list[str], label: str) -> None:
-    """Scan ``path`` with Python's csv module for the first bad row or cell and raise its ConfigError.
-
-    Rows count data rows (blank lines skipped); lines count lines of the file, as an editor does.
-    """
-    col = {h: i for i, h in enumerate(header)}
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            next(reader, None)
-            r = 0
-            for cells in reader:
-                if not any(c.strip() for c in cells):
-                    continue
-                r += 1
-                line = reader.line_num
-                if len(cells) != len(header):
-                    raise ConfigError(f"{path}, line {line}: {len(cells)} cells but the header has "
-                                      f"{len(header)} columns", key="data.path")
-                if not cells[col[label]].strip():
-                    raise ConfigError(f"{path}, line {line}: label column '{label}' is empty",
-                                      key="data.label_column")
-                for name in numeric:
-                    cell = cells[col[name]].strip()
-                    try:
-                        float(cell)
-                    except ValueError:
-                        raise ConfigError(_not_a_number(path, r, line, name, cell), key="data.path") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})", key="data.path") from None
-    except csv.Error as e:
-        raise ConfigError(f"{path}: malformed CSV: {e}", key="data.path") from None
-
-
-def _not_a_number(path: Path, row: int, line: Optional[int], name: str, cell: str) -> str:
-    where = f"row {row} (line {line})" if line is not None else f"row {row}"
-    return (f"{path}, {where}, column '{name}': not a number; list the column in data.categorical_columns "
-            f"if it holds categories. Received: {cell!r}")
-
-
-def _line_of(path: Path, row: int) -> Optional[int]:
-    """The file line of data row ``row`` (1-based, blank lines skipped), for messages; None if not a CSV."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return None
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        next(reader, None)
-        r = 0
-        for cells in reader:
-            if any(c.strip() for c in cells):
-                r += 1
-                if r == row:
-                    return reader.line_num
-    return None
-
-
-def _numeric_column(col, path: Path, req: TableRequest, name: str, rows_before: int) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if col.null_count:
-        i = int(pc.index(pc.is_null(col), True).as_py())
-        row = rows_before + i + 1
-        raise ConfigError(_not_a_number(path, row, _line_of(path, row) if req.kind == "csv" else None, name, ""),
-                          key="data.path")
-    if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_boolean(col.type)
-            or pa.types.is_decimal(col.type)):
-        raise ConfigError(
-            f"{path}: column '{name}' holds {col.type}, not numbers; list it in data.categorical_columns "
-            f"if it holds categories", key="data.feature_columns")
-    return col.cast(pa.float32()).to_numpy(zero_copy_only=False)
-
-
-def _codes(col, seen: dict[str, int]) -> np.ndarray:
-    """Global codes (order of first appearance across blocks) for a string column of one block."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-        col = col.cast(pa.string())
-    enc = pc.utf8_trim_whitespace(col.fill_null("")).dictionary_encode()
-    local = enc.dictionary.to_pylist()
-    remap = np.array([seen.setdefault(v, len(seen)) for v in local], np.int32)
-    return remap[enc.indices.to_numpy(zero_copy_only=False)]
-
-
-def _label_strings(col, path: Path, req: TableRequest, rows_before: int):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-        if col.null_count == 0 and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            return col  # a typed Parquet label column
-        col = col.cast(pa.string())
-    col = pc.utf8_trim_whitespace(col.fill_null(""))
-    empty = pc.equal(col, "")
-    if pc.any(empty).as_py():
-        row = rows_before + int(pc.index(empty, True).as_py()) + 1
-        line = _line_of(path, row) if req.kind == "csv" else None
-        where = f"line {line}" if line is not None else f"row {row}"
-        raise ConfigError(f"{path}, {where}: label column '{req.label}' is empty", key="data.label_column")
-    return col
-
-
-def _resolve_labels(chunks: list, path: Path, req: TableRequest, rows: int):
-    """Integers -> classes, other numbers -> regression, anything else -> sorted class names."""
-    import pyarrow as pa
-
-    if not rows:
-        return np.zeros(0, np.int64), "classification", None
-    if all(pa.types.is_integer(c.type) for c in chunks):
-        return np.concatenate([c.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64), \
-            "classification", None
-    if all(pa.types.is_integer(c.type) or pa.types.is_floating(c.type) for c in chunks):
-        return np.concatenate([c.cast(pa.float32()).to_numpy(zero_copy_only=False) for c in chunks]), \
-            "regression", None
-    strings = pa.chunked_array([c.cast(pa.string()) for c in chunks])
-    for target, task in ((pa.int64(), "classification"), (pa.float64(), "regression")):
-        try:
-            y = strings.cast(target).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-        return (y.astype(np.int64), task, None) if task == "classification" else (y.astype(np.float32), task, None)
-    # Class names, unless most labels are numbers: then it is a typo, not a class (which would silently
-    # turn a regression into classes).
-    numbers = _is_number_mask(strings)
-    if int(numbers.sum()) * 2 >= rows:
-        r = int(np.argmin(numbers)) + 1
-        cell = strings[r - 1].as_py()
-        line = _line_of(path, r) if req.kind == "csv" else None
-        where = f"row {r} (line {line})" if line is not None else f"row {r}"
-        raise ConfigError(
-            f"{path}, {where}, column '{req.label}': not a number, although {int(numbers.sum())} of {rows} "
-            f"labels are numbers. Received: {cell!r}",
-            key="data.label_column",
-        )
-    enc = strings.combine_chunks().dictionary_encode()
-    local = enc.dictionary.to_pylist()
-    names = sorted(local)
-    lookup = {n: i for i, n in enumerate(names)}
-    order = np.array([lookup[v] for v in local], np.int64)
-    return order[enc.indices.to_numpy(zero_copy_only=False)], "classification", names
-
-
-def _is_number_mask(strings) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    # Arrow's float parser accepts what Python's float() does for plain decimal numbers.
-    ok = pc.match_substring_regex(strings, r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)$",
-                                  ignore_case=True)
-    return np.asarray(ok.to_numpy(zero_copy_only=False), bool)
-
-
-# -- Parquet ---------------------------------------------------------------------------------------
-
-
-def _parquet_file(path: Path):
-    try:
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
-        raise ConfigError(f"{path} is not a Parquet file ({str(e).strip().splitlines()[0]})", key="data.path") \
-            from None
-
-
-def _parquet_header(path: Path) -> list[str]:
-    return list(_parquet_file(path).schema_arrow.names)
-
-
-def _parquet_batches(path: Path, numeric: list[str], cats: list[str], label: str):
-    pf = _parquet_file(path)
-    yield from pf.iter_batches(batch_size=65536, columns=[*numeric, *cats, label])

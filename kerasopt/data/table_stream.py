@@ -6,14 +6,18 @@ training split's vocabulary), and handed to ``tf.data``. Each epoch visits the t
 permutation seeded by ``(seed, epoch)``, so shuffling moves 8-byte row indices, not rows, and an
 epoch's batches are the same whether a run got there directly or was resumed mid-epoch.
 
-Memory: the permutation of the training indices (8 bytes a row) and a few chunks in flight; the
-pages of the matrices are the kernel's page cache, shared and evictable.
+Memory: the permutation of the training indices (8 bytes a row) and a few chunks in flight. The
+matrices' pages are unmapped after each read (``MappedMatrix.take``): they are the kernel's page
+cache, shared and evictable, and not this process's resident memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import threading
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -25,6 +29,7 @@ from kerasopt.data.transforms import RunningStats
 from kerasopt.errors import ConfigError
 
 CHUNK_ROWS = 8192  # rows gathered and encoded per call: ~1 MB for 30 columns
+STATS_ROWS = 262144  # rows of the file per step of the statistics pass
 
 
 class TableEncoder:
@@ -50,17 +55,31 @@ class TableEncoder:
                 self.layout.append(("cat", cat_at[name], col, k, positions[name]))
                 col += k
         self.width = col
+        self._num_src = np.array([j for kind, j, *_ in self.layout if kind == "num"], np.int64)
+        self._num_dst = np.array([c for kind, _, c, *_ in self.layout if kind == "num"], np.int64)
+        self._plain = (len(self._num_src) == self.width == table.numeric.shape[1]
+                       and (self._num_src == np.arange(self.width)).all())
+
+    def digest(self, rows: np.ndarray) -> str:
+        """A key for statistics over ``rows`` of this encoding (the rows and the one-hot layout)."""
+        h = hashlib.blake2b(np.ascontiguousarray(np.sort(np.asarray(rows, np.int64))).tobytes(), digest_size=16)
+        for kind, j, col, k, pos in self.layout:
+            h.update(f"{kind},{j},{col},{k};".encode())
+            if pos is not None:
+                h.update(np.asarray(pos, np.int64).tobytes())
+        return h.hexdigest()
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if self._plain:  # numeric columns only, in the matrix's order: the gathered rows are the features
+            return self.table.numeric.take(rows)
         out = np.zeros((len(rows), self.width), np.float32)
         if not len(rows):
             return out
-        numeric = self.table.numeric[rows] if any(k == "num" for k, *_ in self.layout) else None
-        codes = self.table.codes[rows] if any(k == "cat" for k, *_ in self.layout) else None
+        if len(self._num_src):
+            out[:, self._num_dst] = self.table.numeric.take(rows)[:, self._num_src]
+        codes = self.table.codes.take(rows) if any(k == "cat" for k, *_ in self.layout) else None
         for kind, j, col, k, pos in self.layout:
-            if kind == "num":
-                out[:, col] = numeric[:, j]
-            elif k:
+            if kind == "cat" and k:
                 p = pos[codes[:, j]]
                 hit = p >= 0
                 out[np.nonzero(hit)[0], col + p[hit]] = 1.0
@@ -120,10 +139,19 @@ def table_stream(table: Table, encoder: TableEncoder, labels: np.ndarray, seed: 
         return one_epoch
 
     def stats(indices: np.ndarray) -> RunningStats:
+        """Over the rows of ``indices``, read in file order a block at a time; kept beside the cache."""
+        key = encoder.digest(indices)
+        saved = load_stats(table.folder / "stats" / f"{key}.npz")
+        if saved is not None:
+            return saved
         s = RunningStats()
-        indices = np.sort(np.asarray(indices, np.int64))
-        for start in range(0, len(indices), 65536):
-            s.update(encoder(indices[start:start + 65536]))
+        keep = np.zeros(table.rows, bool)
+        keep[np.asarray(indices, np.int64)] = True
+        for first in range(0, table.rows, STATS_ROWS):
+            rows = first + np.flatnonzero(keep[first:first + STATS_ROWS])
+            if len(rows):
+                s.update(encoder(rows))
+        save_stats(table.folder / "stats" / f"{key}.npz", s)
         return s
 
     return Stream(make=make, num_files=1, files=[], ordered=True, epochs=epochs, stats=stats, own_cache=True)
@@ -131,12 +159,11 @@ def table_stream(table: Table, encoder: TableEncoder, labels: np.ndarray, seed: 
 
 def check_finite(table: Table, n: int, origin: str) -> None:
     """The NaN/Inf check ``build_datasets`` runs on in-memory features, over the first ``n`` rows of the matrix."""
-    numeric = table.numeric
-    if not numeric.shape[1]:
+    if not table.numeric.shape[1] or table.manifest.get("nonfinite") == 0:  # counted when the cache was built
         return
     count, first = 0, None
-    for start in range(0, n, 262144):
-        bad = ~np.isfinite(numeric[start:min(n, start + 262144)])
+    for start, block in table.numeric.scan(0, n):
+        bad = ~np.isfinite(block)
         if bad.any():
             count += int(bad.sum())
             if first is None:
@@ -144,3 +171,29 @@ def check_finite(table: Table, n: int, origin: str) -> None:
     if count:
         raise ConfigError(f"{origin} has {count} NaN or Inf feature value(s), the first in example {first}; "
                           f"clean or drop those examples", key="data")
+
+
+def save_stats(path: Path, stats: RunningStats) -> None:
+    """Statistics written beside the table cache (temp file, then renamed); silently skipped when read-only."""
+    if stats.total is None:
+        return
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+        np.savez(tmp, count=stats.count, total=stats.total, squares=stats.squares, low=stats.low, high=stats.high)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def load_stats(path: Path) -> Optional[RunningStats]:
+    """What :func:`save_stats` wrote, or None (absent or unreadable: computed again)."""
+    try:
+        with np.load(path) as f:
+            s = RunningStats()
+            s.count = int(f["count"])
+            s.total, s.squares, s.low, s.high = (np.array(f[k], np.float64)
+                                                 for k in ("total", "squares", "low", "high"))
+            return s
+    except (OSError, KeyError, ValueError):
+        return None

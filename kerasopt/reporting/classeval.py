@@ -74,10 +74,18 @@ def class_report(matrix: np.ndarray, names: Optional[list[str]] = None, source: 
 
 def predict_classes(model: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     """(true, predicted) class indices over a batched ``(x, y)`` dataset; y may be indices or one-hot."""
+    from kerasopt._keras import tf
+
+    @tf.function(reduce_retracing=True)
+    def classes(x):  # one traced call a batch: predict_on_batch costs ~10 ms a call (2,000 batches: 20 s)
+        p = tf.cast(model(x, training=False), tf.float32)
+        if p.shape.rank == 1 or p.shape[-1] == 1:
+            return tf.cast(tf.reshape(p, [-1]) >= 0.5, tf.int64)
+        return tf.argmax(p, axis=-1)
+
     trues, preds = [], []
     for x, y in dataset:
-        p = np.asarray(model.predict_on_batch(x), dtype=np.float32)
-        p = (p.reshape(-1) >= 0.5).astype(np.int64) if p.ndim == 1 or p.shape[-1] == 1 else p.argmax(-1)
+        p = classes(x).numpy()
         y = np.asarray(y)
         y = y.argmax(-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1)
         trues.append(y.astype(np.int64))

@@ -67,6 +67,8 @@ def test_stratified_split_equals_scikit_learns(case):
     y = rng.integers(0, classes, size=int(rng.integers(30, 400)))
     if case % 4 == 0:
         y = np.array([f"class_{v}" for v in y])  # string labels (CSV) sort like sklearn's
+    elif case % 4 == 1:
+        y = y * 3 + 2  # integer labels with gaps: counted by bincount, then remapped
     fraction = float(rng.choice([0.1, 0.2, 0.25, 1 / 3, 0.5]))
     train, val, stratified = split_indices(y, fraction, seed=case, stratify=True)
     try:

@@ -7,6 +7,7 @@ import pytest
 
 from kerasopt.data import build_datasets
 from kerasopt.data import table_cache as tc
+from kerasopt.data import table_parse as tp
 from kerasopt.data.sources import load_source
 from kerasopt.errors import ConfigError
 
@@ -49,7 +50,7 @@ def test_cache_is_reused_then_rebuilt_when_the_file_or_settings_change(tmp_path,
         raise AssertionError("parsed again")
 
     with monkeypatch.context() as m:  # an unchanged file is memory-mapped, not parsed
-        m.setattr(tc, "_write", no_parse)
+        m.setattr(tp, "_write", no_parse)
         again = load_source(cfg)
     assert again.extras["table"].startswith("cache reused: 50 rows")
     np.testing.assert_array_equal(again.y, first.y)
@@ -76,7 +77,7 @@ def test_an_incomplete_cache_is_rebuilt(tmp_path, make_cfg):
 
 
 def test_a_bad_cell_in_a_late_block_names_its_row_and_line(tmp_path, make_cfg, monkeypatch):
-    monkeypatch.setattr(tc, "BLOCK_BYTES", 4096)  # ~150 rows a block: the bad cell is in block ~30
+    monkeypatch.setattr(tp, "BLOCK_BYTES", 4096)  # ~150 rows a block: the bad cell is in block ~30
     text, *_ = table_text(5000)
     lines = text.splitlines()
     cells = lines[4321].split(",")
@@ -93,7 +94,7 @@ def test_a_bad_cell_in_a_late_block_names_its_row_and_line(tmp_path, make_cfg, m
 
 
 def test_an_empty_numeric_cell_and_an_empty_label_are_named(tmp_path, make_cfg, monkeypatch):
-    monkeypatch.setattr(tc, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(tp, "BLOCK_BYTES", 2048)
     text, *_ = table_text(800)
     lines = text.splitlines()
     lines[700] = "," + lines[700].split(",", 1)[1]
@@ -113,7 +114,7 @@ def test_an_empty_numeric_cell_and_an_empty_label_are_named(tmp_path, make_cfg, 
 
 
 def test_a_mistyped_number_among_numeric_labels_is_named(tmp_path, make_cfg, monkeypatch):
-    monkeypatch.setattr(tc, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(tp, "BLOCK_BYTES", 2048)
     rows = ["x,y"] + [f"{i},{i * 0.5}" for i in range(400)]
     rows[333] = "332,1.5x"
     (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
@@ -187,3 +188,32 @@ def test_two_processes_opening_a_new_table_parse_it_once(tmp_path):
     words = sorted(out.split()[0] for out, _ in outs)
     assert words == ["cache", "cache", "parsed"]
     assert len({tuple(out.split()[1:]) for out, _ in outs}) == 1  # the same rows and values in every process
+
+
+def _rss_file_mb() -> float:
+    """The file-backed part of this process's resident memory (pages of mapped files), in MiB."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc")
+def test_mapped_reads_equal_numpy_and_leave_the_file_unmapped(tmp_path):
+    """take/scan return what NumPy indexing returns, and the pages they read do not stay in this process's RSS."""
+    rows, cols = 400_000, 40  # 64 MB: a random gather of 8,192 rows touches most of its pages
+    data = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    data.tofile(tmp_path / "m.f32")
+    m = tc.MappedMatrix(tmp_path / "m.f32", np.float32, rows, cols)
+    idx = np.random.default_rng(1).integers(0, rows, 8192)  # unsorted, with repeats
+    base = _rss_file_mb()
+    np.testing.assert_array_equal(m.take(idx), data[idx])
+    for start, block in m.scan(10, rows - 5, columns=[3, 0]):
+        np.testing.assert_array_equal(block, data[start:start + len(block)][:, [3, 0]])
+    bounded = _rss_file_mb() - base
+    assert bounded < 12, f"{bounded:.1f} MiB of the file left mapped"
+    np.testing.assert_array_equal(m[idx], data[idx])  # plain indexing leaves the touched pages mapped
+    assert _rss_file_mb() - base > 40
+    assert m.take(np.array([5])).tolist() == data[[5]].tolist() and m.take(np.zeros(0, int)).shape == (0, cols)
+    empty = tc.MappedMatrix(tmp_path / "none", np.float32, 0, 3)
+    assert empty.take(np.zeros(0, int)).shape == (0, 3) and list(empty.scan()) == []

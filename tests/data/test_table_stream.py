@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kerasopt.data import build_datasets
+from kerasopt.data.cache import data_summary
 from kerasopt.errors import ConfigError
 
 
@@ -65,9 +66,13 @@ def test_auto_streams_only_what_exceeds_the_budget(tmp_path, make_cfg):
     path = write_table(tmp_path / "t.csv", n=500)
     common = dict(source="csv", path=path, label_column="label", categorical_columns=["color"], seed=1)
     small = build_datasets(make_cfg(cache_budget="1GB", **common))
-    assert "features in memory (12.0 KB, budget 1.00 GB" in small.spec.extras["table"]
-    big = build_datasets(make_cfg(cache_budget="4KB", **common))
-    assert "more than the budget 4.0 KB" in big.spec.extras["table"] and big.spec.extras["shuffle"]["by_index"]
+    assert "features in memory (12.0 KB encoded, ~36.0 KB while building, budget 1.00 GB" in small.spec.extras["table"]
+    # 12 KB encoded fits 20 KB, but building in memory holds it three times over: streamed
+    big = build_datasets(make_cfg(cache_budget="20KB", **common))
+    assert "~36.0 KB in memory while building: more than the budget 20.0 KB" in big.spec.extras["table"]
+    assert big.spec.extras["shuffle"]["by_index"]
+    line = data_summary(big.spec.extras)
+    assert "the 400 training rows shuffled by index" in line and "cache: none" not in line, line
 
 
 def test_a_nan_cell_is_named_when_streamed_too(tmp_path, make_cfg):
@@ -77,3 +82,20 @@ def test_a_nan_cell_is_named_when_streamed_too(tmp_path, make_cfg):
             build_datasets(make_cfg(source="csv", path=path, label_column="label", categorical_columns=["color"],
                                     cache=cache))
         assert e.value.key == "data" and "has 1 NaN or Inf feature value(s), the first in example 321" in str(e.value)
+
+
+def test_statistics_are_kept_beside_the_cache_and_keyed_by_the_split(tmp_path, make_cfg, monkeypatch):
+    from kerasopt.data import table_stream
+
+    path = write_table(tmp_path / "t.csv", n=600)
+    common = dict(source="csv", path=path, label_column="label", categorical_columns=["color"],
+                  normalize="standard", cache=False)
+    first = build_datasets(make_cfg(seed=3, **common)).spec.extras["normalize"]
+    calls = []
+    real_update = table_stream.RunningStats.update
+    monkeypatch.setattr(table_stream.RunningStats, "update",
+                        lambda self, b: calls.append(len(b)) or real_update(self, b))
+    again = build_datasets(make_cfg(seed=3, **common)).spec.extras["normalize"]
+    assert calls == [] and again == first  # the same training rows: read from stats/<key>.npz, not the rows
+    other = build_datasets(make_cfg(seed=4, **common)).spec.extras["normalize"]
+    assert sum(calls) == 480 and other["mean"] != first["mean"]  # another split: its 480 rows are read
