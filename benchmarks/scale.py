@@ -222,18 +222,24 @@ def run_source(source: str, r: int, args, ctx: dict) -> list[dict]:
             spec = {**base, "kind": "keras_folder", "path": ctx["data"]["folder"]["path"]}
         else:
             spec = {**base, "kind": "keras_tfrecord", **ctx["tfrecord_split"]}
-        print(f"[round {r + 1}/{args.rounds}] {label} ...", end=" ", flush=True)
-        out = finish(launch(spec, ctx["runs"] / "logs" / f"{label}.log", {"KERASOPT_CACHE_DIR": str(ctx["cache"])}),
-                     args.timeout)
+        out = run_logged(f"[round {r + 1}/{args.rounds}] {label}", spec, ctx["runs"] / "logs" / f"{label}.log",
+                         {"KERASOPT_CACHE_DIR": str(ctx["cache"])}, args.timeout)
         out.update(source=source, side=side, nth=nth, round=r + 1, label=label)
-        if out.get("ok"):
-            rates = ", ".join(f"{e['examples_per_sec']:,.1f}" for e in out["epochs"])
-            print(f"start-up {out['startup_s']:.1f} s, epochs {rates} ex/s, peak RSS {out['peak_rss_mb']:,.0f} MiB, "
-                  f"{out['wall_s']:.0f} s", flush=True)
-        else:
-            print(f"FAILED: {out.get('error')}", flush=True)
         runs.append(out)
     return runs
+
+
+def run_logged(title: str, spec: dict, log: Path, env: dict, timeout: float, rate: str = ",.1f") -> dict:
+    """One run in its own process, with a line saying what it measured (or why it failed)."""
+    print(f"{title} ...", end=" ", flush=True)
+    out = finish(launch(spec, log, env), timeout)
+    if out.get("ok"):
+        rates = ", ".join(format(e["examples_per_sec"], rate) for e in out["epochs"])
+        print(f"start-up {out['startup_s']:.1f} s, epochs {rates} ex/s, peak RSS {out['peak_rss_mb']:,.0f} MiB, "
+              f"{out['wall_s']:.0f} s", flush=True)
+    else:
+        print(f"FAILED: {out.get('error')}", flush=True)
+    return out
 
 
 def tfrecord_split(info: dict) -> dict:

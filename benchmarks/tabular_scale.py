@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import finish, launch, machine  # noqa: E402  (benchmarks/ is not a package)
+from scale import finish, launch, machine, run_logged  # noqa: E402  (benchmarks/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS, CLASSES, BATCH, SEED = 30, ["a", "b", "c"], 1024, 0
@@ -122,16 +122,9 @@ def run_size(rows: int, args, tmp: Path, cache: Path, runs_dir: Path) -> list[di
     out = []
 
     def go(label: str, spec: dict) -> dict:
-        print(f"[{rows:,} rows] {label} ...", end=" ", flush=True)
-        r = finish(launch(spec, runs_dir / "logs" / f"{rows}-{label}.log", {"KERASOPT_CACHE_DIR": str(cache)}),
-                   args.timeout)
+        r = run_logged(f"[{rows:,} rows] {label}", spec, runs_dir / "logs" / f"{rows}-{label}.log",
+                       {"KERASOPT_CACHE_DIR": str(cache)}, args.timeout, rate=",.0f")
         r.update(rows=rows, label=label)
-        if r.get("ok"):
-            rates = ", ".join(f"{e['examples_per_sec']:,.0f}" for e in r["epochs"])
-            print(f"start-up {r['startup_s']:.1f} s, epochs {rates} ex/s, peak RSS {r['peak_rss_mb']:,.0f} MiB, "
-                  f"{r['wall_s']:.0f} s", flush=True)
-        else:
-            print(f"FAILED: {r.get('error')}", flush=True)
         out.append(r)
         return r
 

@@ -177,20 +177,24 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
             prep.elements(stats_ds) if store.early and shard is None else stats_ds, d.normalize)
 
     # A source that orders each epoch itself (index shuffles) needs no shuffle buffer.
-    by_index = shard is None and src.stream is not None and src.stream.epochs is not None and d.shuffle_buffer > 0
+    by_index = src.stream is not None and src.stream.epochs is not None and d.shuffle_buffer > 0
     buffer = 0 if by_index else shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
     extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer,
                          **({"by_index": True} if by_index else {})}
     unshuffled = train
     if buffer > 0:
         train = train.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-    if shard is not None:
+    if shard is not None and by_index:
+        # every pass over this worker's rows in a new order seeded by (seed, pass), endless like repeat()
+        one_pass = src.stream.epochs(indices)
+        train = prep.elements(tf.data.Dataset.range(2**62).flat_map(one_pass))
+    elif shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
     finish_calls = None if cfg.deterministic and augmenter is not None else calls
     transform = batch_transform(augmenter, normalizer, on_batch)
     epoch_stream = None
     finish = lambda ds: _finish(ds, transform, d.prefetch, finish_calls)  # noqa: E731
-    if by_index:
+    if by_index and shard is None:
         one_epoch = src.stream.epochs(train_idx)
         epoch_stream = _epoch_stream_of(lambda e: prep.elements(one_epoch(e)), batch, finish)
         train = one_epoch(tf.constant(0, tf.int64))  # bundle.train: epoch 0's order

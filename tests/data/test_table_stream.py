@@ -99,3 +99,21 @@ def test_statistics_are_kept_beside_the_cache_and_keyed_by_the_split(tmp_path, m
     assert calls == [] and again == first  # the same training rows: read from stats/<key>.npz, not the rows
     other = build_datasets(make_cfg(seed=4, **common)).spec.extras["normalize"]
     assert sum(calls) == 480 and other["mean"] != first["mean"]  # another split: its 480 rows are read
+
+
+def test_workers_of_a_sharded_job_read_their_own_rows_in_a_new_order_each_pass(tmp_path, make_cfg):
+    """Horovod: each worker streams its shard of the training rows, reshuffled by index every pass."""
+    path = write_table(tmp_path / "t.csv", n=500)
+    cfg = make_cfg(source="csv", path=path, label_column="label", categorical_columns=["color"], cache=False,
+                   batch_size=40, seed=2)
+    passes = []
+    for rank in (0, 1):
+        b = build_datasets(cfg, shard=(rank, 2))
+        assert b.spec.extras["shuffle"]["by_index"] and b.spec.extras["shuffle"]["buffer"] == 0
+        xs = np.concatenate([x.numpy() for x, _ in b.train.take(20)])  # 20 batches of 20: two passes of 200
+        passes.append((xs[:200], xs[200:]))
+    rows = lambda a: {tuple(r) for r in np.round(a, 4)}  # noqa: E731
+    for first, second in passes:
+        assert len(rows(first)) == 200 and rows(first) == rows(second)  # one pass = the worker's 200 rows
+        assert not np.array_equal(first, second)  # in another order
+    assert not rows(passes[0][0]) & rows(passes[1][0])  # the workers' rows do not overlap
