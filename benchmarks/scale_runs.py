@@ -173,11 +173,11 @@ def run_keras_csv(spec: dict) -> dict:
     (``build_model``) after the normalization. No validation split: the guide has none, so every
     row trains (kerasopt's epochs also validate on its 20%: this favours the plain side).
     """
+    tf, keras, import_s = _keras()  # first: the kerasopt imports below would import TensorFlow uncounted
     from kerasopt.config import load_config
     from kerasopt.data.spec import DataSpec
     from kerasopt.models import build_model
 
-    tf, keras, import_s = _keras()
     label, classes = spec["label"], spec["class_names"]
     lookup = keras.layers.StringLookup(vocabulary=classes, num_oov_indices=0)
     ds = tf.data.experimental.make_csv_dataset(spec["path"], batch_size=spec["batch_size"], label_name=label,

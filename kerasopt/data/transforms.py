@@ -60,14 +60,26 @@ class RunningStats:
         if method == "standard":
             mean = self.total / self.count
             std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0))
-            # A constant channel (e.g. an always-zero column) keeps scale 1 instead of dividing by 0.
-            scale = np.where(std > 1e-7, std, 1.0)
             record = {"method": method, "mean": mean.tolist(), "std": std.tolist()}
-            return (mean.astype(np.float32), scale.astype(np.float32)), record
-        span = self.high - self.low
-        scale = np.where(span > 1e-12, span, 1.0)
+            return offset_scale(method, mean, std), record
         record = {"method": method, "min": self.low.tolist(), "max": self.high.tolist()}
-        return (self.low.astype(np.float32), scale.astype(np.float32)), record
+        return offset_scale(method, self.low, self.high - self.low), record
+
+
+SCALE_FLOOR = {"standard": 1e-7, "minmax": 1e-12}
+
+
+def offset_scale(method: str, offset: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 ``(offset, scale)`` of ``x -> (x - offset) / scale``, from a std (``standard``) or a span
+    (``minmax``); a constant feature (e.g. an always-zero column) keeps scale 1 instead of dividing by 0.
+
+    Example:
+        >>> [a.tolist() for a in offset_scale("standard", np.array([1.0, 2.0]), np.array([2.0, 0.0]))]
+        [[1.0, 2.0], [2.0, 1.0]]
+    """
+    spread = np.asarray(spread, np.float64)
+    scale = np.where(spread > SCALE_FLOOR[method], spread, 1.0)
+    return np.asarray(offset, np.float64).astype(np.float32), scale.astype(np.float32)
 
 
 def compute_normalizer(ds: tf.data.Dataset, method: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:

@@ -218,6 +218,10 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
                          initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
                          wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted,
                          write=chief)
+    if chief and not loop.interrupted:  # what `kerasopt predict` needs to prepare raw inputs as training did
+        from kerasopt.training.preprocess_record import write_preprocessing
+
+        write_preprocessing(rd.path, cfg, spec, model, say)
     if chief and cfg.report and not loop.interrupted:
         from kerasopt.reporting import write_report
 
