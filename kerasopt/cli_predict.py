@@ -27,7 +27,7 @@ from kerasopt.cli_common import _guard
               help="An image that does not decode stops the command (error) or is left out and logged (skip).")
 @_guard
 def predict(run_dir: Path, inputs: str, out: Path, top_k: int, batch_size: Optional[int], on_bad_file: str) -> None:
-    """Predict with the model of RUN_DIR on INPUT: a folder or glob of images, a .csv or a .npz.
+    """Predict with the model of RUN_DIR on INPUT: a folder or glob of images, a .csv, .parquet or .npz.
 
     The run's own preprocessing (image size, column order, categories, normalization) is applied,
     as saved in RUN_DIR/preprocess.json at the end of `kerasopt fit`.

@@ -66,8 +66,9 @@ def predict(
 ) -> PredictionSummary:
     """Predict with the model of ``run_dir`` on ``inputs`` and write one CSV row per example to ``out``.
 
-    ``inputs``: a folder (searched recursively) or glob of images, a ``.csv`` with the run's feature
-    columns (other columns are copied to the output), or a ``.npz`` (array ``x``, or its only array).
+    ``inputs``: a folder (searched recursively) or glob of images, a ``.csv`` or ``.parquet`` with the
+    run's feature columns (other columns are copied to the output), or a ``.npz`` (array ``x``, or its
+    only array).
     ``out`` defaults to ``predictions.csv`` in the current directory; it is written to a temporary
     file and renamed into place at the end. Columns: ``id`` (the image path relative to ``inputs``,
     or the row number from 0), the carried columns, then ``predicted`` (class name) and

@@ -1,6 +1,7 @@
-"""What ``kerasopt predict`` reads: image files, CSV rows and NPZ arrays, streamed in chunks.
+"""What ``kerasopt predict`` reads: image files, CSV or Parquet rows and NPZ arrays, streamed in chunks.
 
-:func:`open_input` picks the reader from ``INPUT`` (a folder or glob of images, a ``.csv``, a ``.npz``).
+:func:`open_input` picks the reader from ``INPUT`` (a folder or glob of images, a ``.csv``, a
+``.parquet``, a ``.npz``).
 Each reader yields :class:`Chunk` objects of raw examples (decoded images, encoded table rows, array
 rows), so an input bigger than memory is fine: images go through a ``tf.data`` pipeline, a CSV is
 parsed a block at a time by pyarrow, and an NPZ array is read a block of rows at a time from its
@@ -66,6 +67,12 @@ def open_input(inputs: str | Path, record: dict[str, Any], batch_size: int, on_b
             raise ConfigError(f"{text}: the run's features have no column names ({record['source']} data); "
                               "give an NPZ file with the examples under 'x'")
         return CsvRows(path, table["columns"], table["categorical"])
+    if suffix in (".parquet", ".pq"):
+        table = record.get("table")
+        if not table:
+            raise ConfigError(f"{text}: the run's features have no column names ({record['source']} data); "
+                              "give an NPZ file with the examples under 'x'")
+        return ParquetRows(path, table["columns"], table["categorical"])
     if suffix == ".npz":
         table = record.get("table") or {}
         if table.get("categorical"):
@@ -73,7 +80,7 @@ def open_input(inputs: str | Path, record: dict[str, Any], batch_size: int, on_b
                               "as a CSV with the columns by name")
         return NpzRows(path, batch_size)
     raise ConfigError(f"cannot tell what {text} holds: INPUT is a folder or glob of images "
-                      f"({', '.join(IMAGE_SUFFIXES)}), a .csv or a .npz file")
+                      f"({', '.join(IMAGE_SUFFIXES)}), a .csv, a .parquet or a .npz file")
 
 
 def image_files(pattern: str) -> tuple[list[str], list[str]]:
@@ -183,7 +190,10 @@ class CsvRows:
     what = "row"
 
     def __init__(self, path: Path, columns: list[str], categorical: dict[str, list[str]]) -> None:
-        header = _csv_header(path)
+        self._setup(path, _csv_header(path), columns, categorical)
+        self.total = _count_lines(path)
+
+    def _setup(self, path: Path, header: list[str], columns: list[str], categorical: dict[str, list[str]]) -> None:
         for name in columns:
             if name not in header:
                 raise ConfigError(f"{path} has no column '{name}', one of the run's feature columns "
@@ -192,7 +202,6 @@ class CsvRows:
         self.path, self.header, self.features, self.categorical = path, header, list(columns), categorical
         self.columns = [h for h in header if h not in columns]  # carried through as text
         self.width = sum(len(categorical[c]) if c in categorical else 1 for c in columns)
-        self.total = _count_lines(path)
         self.skipped: list[tuple[str, str]] = []
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -245,6 +254,33 @@ class CsvRows:
             out[:, col] = x
             col += 1
         return out
+
+
+class ParquetRows(CsvRows):
+    """The rows of a Parquet file, encoded as :class:`CsvRows` encodes a CSV's (columns matched by name)."""
+
+    def __init__(self, path: Path, columns: list[str], categorical: dict[str, list[str]]) -> None:
+        from kerasopt.data.table_parse import parquet_file
+
+        self.file = parquet_file(path)
+        self._setup(path, list(self.file.schema_arrow.names), columns, categorical)
+        self.total = int(self.file.metadata.num_rows)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        start = 0
+        for batch in self.file.iter_batches(batch_size=65536):
+            if not batch.num_rows:
+                continue
+            for name in self.categorical:  # dictionary or other string-like columns, as text
+                i = batch.schema.get_field_index(name)
+                if not pa.types.is_string(batch.schema.field(i).type):
+                    batch = batch.set_column(i, name, batch.column(i).cast(pa.string()))
+            x = self._encode(batch, start)
+            extra = {c: [None if v is None else str(v) for v in batch.column(c).to_pylist()] for c in self.columns}
+            yield Chunk(list(range(start, start + batch.num_rows)), x, extra)
+            start += batch.num_rows
 
 
 class NpzRows:

@@ -350,7 +350,8 @@ def _is_number_mask(strings) -> np.ndarray:
 # -- Parquet ---------------------------------------------------------------------------------------
 
 
-def _parquet_file(path: Path):
+def parquet_file(path: Path):
+    """``pyarrow.parquet.ParquetFile`` of ``path``, read without pre-buffering; ConfigError if it is not Parquet."""
     try:
         import pyarrow.parquet as pq
 
@@ -362,9 +363,9 @@ def _parquet_file(path: Path):
 
 
 def _parquet_header(path: Path) -> list[str]:
-    return list(_parquet_file(path).schema_arrow.names)
+    return list(parquet_file(path).schema_arrow.names)
 
 
 def _parquet_batches(path: Path, numeric: list[str], cats: list[str], label: str):
-    pf = _parquet_file(path)
+    pf = parquet_file(path)
     yield from pf.iter_batches(batch_size=65536, columns=[*numeric, *cats, label])

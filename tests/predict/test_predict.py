@@ -167,6 +167,18 @@ def test_csv_with_a_categorical_column_matches_model_on_hand_encoded_rows(table_
         assert float(row["probability"]) == pytest.approx(max(p, 1 - p), abs=1e-5)
         assert float(row["top2_prob"]) == pytest.approx(min(p, 1 - p), abs=1e-5)
 
+    # the same rows as Parquet (numbers typed, the colour dictionary-encoded): the same predictions
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {k: [r[k] for r in new] for k in new[0]}
+    for k in ("weight", "length", "flag"):
+        cols[k] = pa.array([float(v) for v in cols[k]], pa.float64())
+    cols["color"] = pa.array(cols["color"]).dictionary_encode()
+    pq.write_table(pa.table(cols), tmp_path / "new.parquet")
+    kerasopt.predict(run, tmp_path / "new.parquet", tmp_path / "pq.csv", top_k=2)
+    assert read_rows(tmp_path / "pq.csv") == rows
+
 
 def test_csv_missing_a_feature_column_is_one_line_naming_it(table_run, tmp_path):
     train_csv, run = table_run
