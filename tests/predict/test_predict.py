@@ -268,3 +268,24 @@ def test_normalizer_arrays_match_the_training_statistics():
                                   "kerasopt.training.preprocess_record"])
 def test_docstring_examples(name):
     assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_grayscale_arrays_without_their_channel_axis(tmp_path):
+    """A run on (6, 6, 1) images predicts on (n, 6, 6) arrays as on (n, 6, 6, 1); other shapes are one line."""
+    rng = np.random.default_rng(3)
+    y = np.arange(40) % 2
+    x = (rng.normal(0, 1, (40, 6, 6, 1)) + y[:, None, None, None]).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    cfg = {"name": "gray", "runs_root": str(tmp_path / "runs"), **COMMON,
+           "data": {"source": "npz", "path": str(tmp_path / "train.npz"), "normalize": "standard", "batch_size": 8},
+           "model": {"type": "cnn", "filters": [4], "dense_units": 0}}
+    run = kerasopt.fit(cfg).run_dir.path
+    np.savez(tmp_path / "with.npz", x=x[:5])
+    np.savez(tmp_path / "without.npz", x=x[:5, :, :, 0])
+    kerasopt.predict(run, tmp_path / "with.npz", tmp_path / "a.csv")
+    kerasopt.predict(run, tmp_path / "without.npz", tmp_path / "b.csv")
+    assert read_rows(tmp_path / "a.csv") == read_rows(tmp_path / "b.csv")
+    np.savez(tmp_path / "flat.npz", x=x[:5].reshape(5, 36))
+    r = cli(run, tmp_path / "flat.npz", "--out", tmp_path / "c.csv")
+    assert r.exit_code == 2 and len(error_lines(r)) == 1, r.output
+    assert "examples of shape (36,)" in r.output and "takes (6, 6, 1)" in r.output
