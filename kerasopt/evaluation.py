@@ -53,7 +53,7 @@ def evaluate(
     from kerasopt._keras import keras
     from kerasopt.data.pipeline import build_datasets
     from kerasopt.training import compile as comp
-    from kerasopt.training.fit import _prepare_labels
+    from kerasopt.training.compile import prepare_labels
 
     bundle = build_datasets(cfg)
     if bundle.val is None:
@@ -86,5 +86,5 @@ def evaluate(
     if model_shape != spec_shape:
         raise ConfigError(f"the model takes inputs of shape {model_shape} but the data has {spec_shape}", key="data")
     kind = comp.head_kind(model, bundle.spec)
-    val = _prepare_labels(bundle.val, kind, comp.wants_one_hot(cfg, kind), bundle.spec.num_classes)
+    val = prepare_labels(bundle.val, kind, comp.wants_one_hot(cfg, kind), bundle.spec.num_classes)
     return {k: float(v) for k, v in model.evaluate(val, verbose=0, return_dict=True).items()}

@@ -124,14 +124,14 @@ def training_stream(t: Trainable, synthetic: bool) -> tf.data.Dataset:
     spares XLA a second compilation for its shape. The synthetic stream repeats one
     real batch from memory, so the model is measured without its input pipeline.
     """
-    from kerasopt.training.fit import _prepare_labels
+    from kerasopt.training.compile import prepare_labels
 
     spec, batch = t.bundle.spec, t.bundle.batch_size
-    real = _prepare_labels(t.bundle.train_from_epoch(0), t.kind, t.one_hot, spec.num_classes)
+    real = prepare_labels(t.bundle.train_from_epoch(0), t.kind, t.one_hot, spec.num_classes)
     real = real.filter(lambda x, y: tf.equal(tf.shape(x)[0], batch))
     if not synthetic:
         return _for_strategy(t.choice, real)
-    x, y = next(iter(_prepare_labels(t.bundle.train, t.kind, t.one_hot, spec.num_classes)))
+    x, y = next(iter(prepare_labels(t.bundle.train, t.kind, t.one_hot, spec.num_classes)))
     reps = math.ceil(batch / int(x.shape[0]))  # a data set smaller than one batch
     x, y = tf.concat([x] * reps, 0)[:batch], tf.concat([y] * reps, 0)[:batch]
     return _for_strategy(t.choice, tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE))

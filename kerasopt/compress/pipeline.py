@@ -40,9 +40,9 @@ class Workbench:
     y_val: np.ndarray
 
     def prepared(self, ds):
-        from kerasopt.training.fit import _prepare_labels
+        from kerasopt.training.compile import prepare_labels
 
-        return _prepare_labels(ds, self.kind, self.one_hot, self.bundle.spec.num_classes)
+        return prepare_labels(ds, self.kind, self.one_hot, self.bundle.spec.num_classes)
 
     def representative(self, n: int):
         """A generator of ``n`` single training examples for int8 calibration."""

@@ -89,6 +89,21 @@ def class_weights(cfg: ExperimentConfig, spec: DataSpec) -> Optional[dict[int, f
     return {c: float(cw.get(c, 1.0)) for c in range(k)}
 
 
+def prepare_labels(ds, kind: str, one_hot: bool, num_classes: Optional[int]):
+    """``ds``'s labels as the compiled loss wants them: ``(batch, 1)`` float32 for a binary head, one-hot
+    when ``one_hot``, else unchanged (``None`` stays ``None``)."""
+    from kerasopt._keras import tf
+    from kerasopt.data.source_base import as_written
+
+    if ds is None:
+        return None
+    if kind == "binary":
+        return ds.map(as_written(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1)))))
+    if one_hot:
+        return ds.map(as_written(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes))))
+    return ds
+
+
 def compile_model(model: keras.Model, cfg: ExperimentConfig, optimizer, loss, metrics, jit_compile: bool) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile,
                   steps_per_execution=cfg.train.steps_per_execution)

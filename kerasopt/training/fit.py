@@ -44,19 +44,6 @@ def model_fingerprint(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _prepare_labels(ds, kind: str, one_hot: bool, num_classes: Optional[int]):
-    from kerasopt._keras import tf
-    from kerasopt.data.source_base import as_written
-
-    if ds is None:
-        return None
-    if kind == "binary":
-        return ds.map(as_written(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (-1, 1)))))
-    if one_hot:
-        return ds.map(as_written(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes))))
-    return ds
-
-
 def fit(
     config: ConfigLike,
     overrides: Union[Iterable[str], Mapping[str, Any], None] = None,
@@ -170,7 +157,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
                                comp.build_metrics(cfg, kind, one_hot, spec.num_classes), decision.jit_compile)
             prepare_accumulation(train_model)
         cw = comp.class_weights(cfg, spec)
-        val_ds = choice.dataset(_prepare_labels(bundle.val, kind, one_hot, spec.num_classes))
+        val_ds = choice.dataset(comp.prepare_labels(bundle.val, kind, one_hot, spec.num_classes))
 
         fingerprint = model_fingerprint(cfg)
         with choice.strategy.scope():
@@ -199,7 +186,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
             create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
         loop = TrainingLoop(
             train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
-            stream=lambda e: choice.dataset(_prepare_labels(bundle.train_from_epoch(e), kind, one_hot,
+            stream=lambda e: choice.dataset(comp.prepare_labels(bundle.train_from_epoch(e), kind, one_hot,
                                                             spec.num_classes)),
             val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
             checkpoints=rd.checkpoints, say=say,
