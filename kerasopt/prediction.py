@@ -21,6 +21,8 @@ import numpy as np
 
 from kerasopt.errors import ConfigError
 
+SUMMARY_CLASSES = 10  # classes listed in the printed summary (PredictionSummary.class_counts has all)
+
 
 @dataclass
 class PredictionSummary:
@@ -41,16 +43,24 @@ class PredictionSummary:
         """The summary a person reads.
 
         Example:
-            >>> PredictionSummary(Path("p.csv"), 3, 0.5, "classification", {"cat": 2, "dog": 1}).lines()
-            ['predicted 3 examples in 0.5 s (6 examples/s); wrote p.csv', 'cat: 2 (66.7%)', 'dog: 1 (33.3%)']
+            >>> PredictionSummary(Path("p.csv"), 3, 0.5, "classification", {"cat": 1, "dog": 2, "owl": 0}).lines()
+            ['predicted 3 examples in 0.5 s (6 examples/s); wrote p.csv', 'dog: 2 (66.7%)', 'cat: 1 (33.3%)']
+            >>> many = PredictionSummary(Path("p.csv"), 78, 1.0, "classification", {str(i): i for i in range(13)})
+            >>> many.lines()[1], many.lines()[-1]
+            ('12: 12 (15.4%)', '2 more classes: 3 (3.8%)')
         """
         out = [f"predicted {self.examples:,} examples in {self.seconds:.1f} s ({self.examples_per_sec:,.0f} "
                f"examples/s); wrote {self.out}"]
         if self.skipped:
             out.append(f"skipped {len(self.skipped)} file(s) that do not decode (--on-bad-file skip), "
                        f"the first {self.skipped[0][0]}: {self.skipped[0][1]}")
-        for name, count in (self.class_counts or {}).items():
+        counts = sorted(((c, n) for n, c in (self.class_counts or {}).items() if c), key=lambda t: -t[0])
+        for count, name in counts[:SUMMARY_CLASSES]:  # the most predicted first; a 1,000-class run prints 10
             out.append(f"{name}: {count:,} ({100 * count / max(1, self.examples):.1f}%)")
+        if len(counts) > SUMMARY_CLASSES:
+            rest = sum(c for c, _ in counts[SUMMARY_CLASSES:])
+            share = 100 * rest / max(1, self.examples)
+            out.append(f"{len(counts) - SUMMARY_CLASSES} more classes: {rest:,} ({share:.1f}%)")
         return out
 
 
