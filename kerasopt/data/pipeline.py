@@ -35,6 +35,7 @@ from kerasopt.data.transforms import (
     RunningStats,
     batch_transform,
     build_augmenter,
+    check_finite,
     check_image,
     compute_normalizer,
 )
@@ -82,25 +83,16 @@ def _array_stats(x: np.ndarray, rows: np.ndarray) -> RunningStats:
     return s
 
 
-def _check_finite(x: np.ndarray, origin: str) -> None:
-    """One line naming the count and the first example when float features hold NaN or Inf.
-
-    Checked a block of rows at a time: a whole-matrix ``np.isfinite`` would add a boolean copy of
-    the features (a quarter of their size) to the peak memory of a big in-memory table.
-    """
-    if x.dtype.kind != "f":
-        return
-    flat = x.reshape(len(x), -1)
-    step = max(1, (16 << 20) // max(1, flat.shape[1] * flat.itemsize))
-    count, first = 0, None
-    for start in range(0, len(flat), step):
-        bad = ~np.isfinite(flat[start:start + step])
-        if bad.any():
-            count += int(bad.sum())
-            first = start + int(np.argwhere(bad)[0][0]) if first is None else first
-    if count:
-        raise ConfigError(f"{origin} has {count} NaN or Inf feature value(s), the first in example {first}; "
-                          f"clean or drop those examples", key="data")
+def _normalizer(d, src: SourceData, x: Optional[np.ndarray], train_idx: np.ndarray,
+                stats_ds: Callable[[], tf.data.Dataset]) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """``data.normalize``'s ``(offset, scale)`` and record, from the training split only, by the cheapest route."""
+    if src.stream is not None and src.stream.stats is not None:
+        # read directly (a memory-mapped table: float64 sums over the training rows, no tf.data pass)
+        return src.stream.stats(train_idx).normalizer(d.normalize)
+    if x is not None and x.ndim > 1 and x.dtype.kind in "fiu" and not d.reshape and not d.resize:
+        # in memory and used as it is (cast to float32): summed from the array, no tf.data pass (1M rows: -1.1 s)
+        return _array_stats(x, train_idx).normalizer(d.normalize)
+    return compute_normalizer(stats_ds(), d.normalize)
 
 
 def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = None) -> DataBundle:
@@ -139,7 +131,9 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
             src, x = dataclasses.replace(src, stream=x, encode=None), None
     if x is not None:
         x = x[:n]
-        _check_finite(x, src.origin)
+        if x.dtype.kind == "f":
+            step = max(1, (16 << 20) // max(1, x[:1].nbytes))  # 16 MB of rows at a time
+            check_finite(((s, x[s:s + step]) for s in range(0, len(x), step)), src.origin)
 
     calls = parallel(d.num_parallel_calls)
     label_dtype = tf.int32 if task == "classification" else tf.float32
@@ -182,18 +176,11 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
                 f"worker {shard[0]} of {shard[1]} gets no training examples ({n_train} in all)", key="data"
             )
     normalizer = None
-    if d.normalize != "none" and src.stream is not None and src.stream.stats is not None:
-        # read directly (a memory-mapped table: float64 sums over the training rows, no tf.data pass)
-        normalizer, extras["normalize"] = src.stream.stats(train_idx).normalizer(d.normalize)
-    elif d.normalize != "none" and x is not None and x.ndim > 1 and x.dtype.kind in "fiu" and not d.reshape \
-            and not d.resize:
-        # in memory and used as it is (cast to float32): summed from the array, no tf.data pass (1M rows: -1.1 s)
-        normalizer, extras["normalize"] = _array_stats(x, train_idx).normalizer(d.normalize)
-    elif d.normalize != "none":
-        # Without sharding this pass also fills the cache, so epoch 1 reads no file twice.
+    if d.normalize != "none":
+        # Without sharding the tf.data pass (when there is one) also fills the cache, so epoch 1 reads no file twice.
         stats_ds = train if shard is None else full_train
-        normalizer, extras["normalize"] = compute_normalizer(
-            prep.elements(stats_ds) if store.early and shard is None else stats_ds, d.normalize)
+        normalizer, extras["normalize"] = _normalizer(
+            d, src, x, train_idx, lambda: prep.elements(stats_ds) if store.early and shard is None else stats_ds)
 
     # A source that orders each epoch itself (index shuffles) needs no shuffle buffer.
     by_index = src.stream is not None and src.stream.epochs is not None and d.shuffle_buffer > 0

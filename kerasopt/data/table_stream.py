@@ -23,10 +23,10 @@ from typing import Optional
 import numpy as np
 
 from kerasopt._keras import tf
+from kerasopt.data import transforms
 from kerasopt.data.source_base import Stream, as_written
 from kerasopt.data.table_cache import Table
 from kerasopt.data.transforms import RunningStats
-from kerasopt.errors import ConfigError
 
 CHUNK_ROWS = 8192  # rows gathered and encoded per call: ~1 MB for 30 columns
 STATS_ROWS = 262144  # rows of the file per step of the statistics pass
@@ -161,16 +161,7 @@ def check_finite(table: Table, n: int, origin: str) -> None:
     """The NaN/Inf check ``build_datasets`` runs on in-memory features, over the first ``n`` rows of the matrix."""
     if not table.numeric.shape[1] or table.manifest.get("nonfinite") == 0:  # counted when the cache was built
         return
-    count, first = 0, None
-    for start, block in table.numeric.scan(0, n):
-        bad = ~np.isfinite(block)
-        if bad.any():
-            count += int(bad.sum())
-            if first is None:
-                first = start + int(np.argwhere(bad)[0][0])
-    if count:
-        raise ConfigError(f"{origin} has {count} NaN or Inf feature value(s), the first in example {first}; "
-                          f"clean or drop those examples", key="data")
+    transforms.check_finite(table.numeric.scan(0, n), origin)
 
 
 def save_stats(path: Path, stats: RunningStats) -> None:

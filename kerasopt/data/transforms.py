@@ -82,6 +82,23 @@ def offset_scale(method: str, offset: np.ndarray, spread: np.ndarray) -> tuple[n
     return np.asarray(offset, np.float64).astype(np.float32), scale.astype(np.float32)
 
 
+def check_finite(blocks, origin: str) -> None:
+    """One line naming the count and the first example when float features hold NaN or Inf.
+
+    ``blocks``: ``(first example, array of examples)`` pairs, so a big matrix is checked a block at a
+    time (a whole-matrix ``np.isfinite`` would add a boolean copy of the features to the peak memory).
+    """
+    count, first = 0, None
+    for start, block in blocks:
+        bad = ~np.isfinite(block.reshape(len(block), -1))
+        if bad.any():
+            count += int(bad.sum())
+            first = start + int(np.argwhere(bad)[0][0]) if first is None else first
+    if count:
+        raise ConfigError(f"{origin} has {count} NaN or Inf feature value(s), the first in example {first}; "
+                          f"clean or drop those examples", key="data")
+
+
 def compute_normalizer(ds: tf.data.Dataset, method: str) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
     """Statistics of the features of an unbatched ``(x, y)`` dataset (one pass).
 
