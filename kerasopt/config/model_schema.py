@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
@@ -32,7 +32,9 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     "ff_dim": ("transformer",),
     "builder": ("custom",),
     "kwargs": ("custom",),
+    "weights": ("resnet", "efficientnet", "mobilenet_v2"),
 }
+PRETRAINED_RESNET_DEPTHS = (50, 101)  # keras.applications.ResNet50 / ResNet101
 
 
 class ModelConfig(Strict):
@@ -82,6 +84,17 @@ class ModelConfig(Strict):
     builder: Optional[str] = Field(None, description="'package.module:function' returning a tf_keras model")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the custom builder")
 
+    # transfer learning (kerasopt/models/pretrained.py, kerasopt/training/freezing.py)
+    weights: Optional[str] = Field(
+        None, description="resnet (50/101), efficientnet, mobilenet_v2: 'imagenet' (downloaded once by "
+        "keras.applications) or a local .h5/.keras file of such a backbone; the model then takes raw 0..255 "
+        "pixels and does the ImageNet preprocessing itself")
+    init_from: Optional[str] = Field(
+        None, description="warm start: a run directory or .keras/.h5 file; layers matched by name and shape")
+    freeze: Union[Literal["backbone"], list[str], None] = Field(
+        None, description="'backbone' (every layer but the head) or layer-name patterns ('stage1_*'); "
+        "frozen BatchNorm layers run in inference mode")
+
     @model_validator(mode="after")
     def _type_keys(self) -> ModelConfig:
         check_applicable(self, "type", self.type, _OWNERS)
@@ -97,6 +110,17 @@ class ModelConfig(Strict):
                 "embedding_dim must be divisible by num_heads. "
                 f"Received: embedding_dim={self.embedding_dim}, num_heads={self.num_heads}"
             )
+        if self.weights is not None and self.type == "resnet" and self.depth not in PRETRAINED_RESNET_DEPTHS:
+            raise FieldError("depth", f"pretrained resnet weights (keras.applications) exist for depth 50 and 101. "
+                             f"Received: depth={self.depth}, weights={self.weights!r}")
+        if self.weights is not None and self.type == "resnet":
+            for key in ("small_image_stem", "width"):
+                if key in self.model_fields_set and getattr(self, key) != type(self).model_fields[key].default:
+                    raise FieldError(key, f"does not apply to a pretrained resnet (keras.applications' "
+                                     f"architecture is fixed); remove it or weights. Received: {key}="
+                                     f"{getattr(self, key)!r}")
+        if isinstance(self.freeze, list) and not self.freeze:
+            raise FieldError("freeze", "an empty list freezes nothing; leave freeze out instead")
         if self.input_shape is not None and (not self.input_shape or min(self.input_shape) <= 0):
             raise FieldError("input_shape", f"input_shape must list positive sizes. Received: {self.input_shape}")
         return self

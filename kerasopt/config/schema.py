@@ -175,6 +175,12 @@ class ExperimentConfig(Strict):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")
         if d.augment.enabled and d.source in ("csv", "parquet"):
             raise FieldError("data.augment", "applies to images; source 'csv' is tabular")
+        if t.unfreeze_at_epoch is not None and m.freeze is None:
+            raise FieldError("train.unfreeze_at_epoch", "needs model.freeze (the layers to unfreeze)")
+        if m.weights is not None and d.normalize != "none":
+            raise FieldError("data.normalize", f"model.weights: the pretrained model takes raw 0..255 pixels and "
+                             f"does the ImageNet preprocessing itself; set data.normalize: none. "
+                             f"Received: normalize={d.normalize!r}")
         monitors = [("callbacks.checkpoint.monitor", self.callbacks.checkpoint.monitor),
                     ("callbacks.early_stopping.monitor", self.callbacks.early_stopping.monitor),
                     ("train.schedule.monitor", t.schedule.monitor)]

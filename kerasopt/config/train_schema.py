@@ -186,6 +186,12 @@ class TrainConfig(Strict):
     steps_per_execution: int = Field(1, ge=1, description="batches run per tf.function call; callbacks "
                                      "see one batch per call")
     verbose: Literal[0, 1, 2] = Field(1, description="0 silent, 1 progress bar, 2 one line per epoch")
+    # two-phase fine-tuning with model.freeze
+    unfreeze_at_epoch: Optional[int] = Field(
+        None, ge=1, description="train the model.freeze layers from this epoch on (1-based count of "
+        "epochs done: 3 = epochs 1-3 frozen); BatchNorm layers stay frozen, in inference mode")
+    unfreeze_lr_factor: float = Field(
+        0.1, gt=0.0, description="multiplies the schedule's learning rate from the unfreeze step on")
 
     @field_validator("metrics")
     @classmethod
@@ -208,6 +214,11 @@ class TrainConfig(Strict):
                 f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be shorter than "
                 f"epochs ({self.epochs})"
             )
+        if self.unfreeze_at_epoch is not None and self.unfreeze_at_epoch >= self.epochs:
+            raise FieldError("unfreeze_at_epoch", f"unfreeze_at_epoch ({self.unfreeze_at_epoch}) must be "
+                             f"before the last epoch (epochs: {self.epochs}), or nothing is fine-tuned")
+        if self.unfreeze_lr_factor != 0.1 and self.unfreeze_at_epoch is None:  # a dumped config has the default
+            raise FieldError("unfreeze_lr_factor", "applies with train.unfreeze_at_epoch; set that too")
         if self.label_smoothing and self.loss not in ("auto", "categorical_crossentropy", "binary_crossentropy"):
             raise FieldError("label_smoothing", f"label_smoothing does not apply to loss '{self.loss}'")
         return self

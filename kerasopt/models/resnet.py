@@ -75,6 +75,10 @@ def build_resnet(
         >>> m.output_shape
         (None, 10)
     """
+    if mcfg.weights is not None:  # pretrained: keras.applications' ResNet50/101 (v1), see applications.py
+        from kerasopt.models.applications import build_pretrained_resnet
+
+        return build_pretrained_resnet(mcfg, input_shape, head)
     require_image(mcfg, input_shape)
     bottleneck, blocks = STAGES[mcfg.depth]
     block_fn = bottleneck_block if bottleneck else basic_block

@@ -21,13 +21,15 @@ class _AccumulatingModel(keras.Model):
             self.__dict__["_accum"] = None
             return
         # Stored outside Keras' attribute tracking so the accumulators never show
-        # up in model.weights (saved weights stay those of the plain model).
+        # up in model.weights (saved weights stay those of the plain model). One per variable
+        # trainable now, looked up by variable: model.freeze later trains a subset of them.
         vars_ = [
             tf.Variable(tf.zeros_like(v), trainable=False, name=f"accum_{i}")
             for i, v in enumerate(self.trainable_variables)
         ]
+        by_var = {v.ref(): a for v, a in zip(self.trainable_variables, vars_)}
         counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="accum_counter")
-        self.__dict__["_accum"] = {"steps": int(steps), "grads": vars_, "counter": counter}
+        self.__dict__["_accum"] = {"steps": int(steps), "grads": vars_, "by_var": by_var, "counter": counter}
 
     def train_step(self, data):
         state = self.__dict__["_accum"]
@@ -59,7 +61,7 @@ class _AccumulatingModel(keras.Model):
         return total
 
     def _accumulating_step(self, data, state):
-        steps, accums, counter = state["steps"], state["grads"], state["counter"]
+        steps, counter = state["steps"], state["counter"]
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         opt = self.optimizer
         scaled = isinstance(opt, keras.mixed_precision.LossScaleOptimizer)
@@ -70,6 +72,7 @@ class _AccumulatingModel(keras.Model):
             if scaled:
                 step_loss = opt.get_scaled_loss(step_loss)
         tvars = self.trainable_variables
+        accums = [state["by_var"][v.ref()] for v in tvars]
         grads = tape.gradient(step_loss, tvars)
         if scaled:
             grads = opt.get_unscaled_gradients(grads)

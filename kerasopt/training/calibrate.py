@@ -185,6 +185,10 @@ def calibrate(cfg: ExperimentConfig, spec: DataSpec, cands: list[Candidate], *, 
             t0 = clock()
             try:
                 ready[cand.label] = prepare(cfg, spec, cand)
+            except ConfigError as e:
+                if e.key == "model.weights":  # weights that cannot be had fail every candidate, and the run
+                    raise
+                out.failed[cand.label] = _first_line(e)
             except Exception as e:  # noqa: BLE001 - a candidate that cannot run here is simply not chosen
                 out.failed[cand.label] = _first_line(e)
             took[cand.jit] = clock() - t0

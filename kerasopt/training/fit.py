@@ -91,6 +91,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
     from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
     from kerasopt.training.calibrate import resolve_decision
     from kerasopt.training.callbacks_factory import build_callbacks
+    from kerasopt.training.freezing import prepare_transfer
     from kerasopt.training.loop import TrainingLoop, trim_history_csv
     from kerasopt.training.optimizers import build_optimizer
     from kerasopt.training.precision import apply_policy, decide_precision, detect_device
@@ -136,6 +137,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
     try:
         with choice.strategy.scope():
             model = build_model(cfg, spec)
+            freeze = prepare_transfer(cfg, model, say, resume=resume)
             kind = comp.head_kind(model, spec)
             one_hot = comp.wants_one_hot(cfg, kind)
             schedule = build_schedule(cfg, max(1, steps // cfg.train.grad_accum_steps), world_size=choice.replicas)
@@ -189,7 +191,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
             stream=lambda e: choice.dataset(comp.prepare_labels(bundle.train_from_epoch(e), kind, one_hot,
                                                             spec.num_classes)),
             val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
-            checkpoints=rd.checkpoints, say=say,
+            checkpoints=rd.checkpoints, say=say, freeze=freeze,
         )
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)

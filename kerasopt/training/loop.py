@@ -47,7 +47,7 @@ class TrainingLoop:
     def __init__(self, model: keras.Model, callbacks: list, named: dict[str, Any], *, epochs: int,
                  steps_per_epoch: int, stream: Callable[[int], Any], val_data, class_weight,
                  history_csv: Optional[Path],
-                 checkpoints: Path, say: Callable[[str], None]) -> None:
+                 checkpoints: Path, say: Callable[[str], None], freeze=None) -> None:
         self.model = model
         self.callbacks = callbacks
         self.named = named
@@ -62,6 +62,7 @@ class TrainingLoop:
         self.epoch_logs: dict[int, dict[str, float]] = {}
         self.interrupted: Optional[str] = None
         self.stateful = [cb for cb in callbacks if isinstance(cb, StatefulCallback)]
+        self.freeze = freeze  # a training.freezing.FreezePlan: segments end where the frozen layers unfreeze
 
     def _fit(self, epoch: int, batch: int) -> keras.callbacks.History:
         ckpt = self.named.get("checkpoint")
@@ -71,6 +72,10 @@ class TrainingLoop:
             data, end, steps = self.stream(epoch).skip(batch), epoch + 1, self.steps - batch
         else:
             data, end, steps = self.stream(epoch), self.epochs, self.steps
+        if self.freeze is not None:
+            end = self.freeze.segment_end(epoch, end)
+            if self.freeze.apply(self.model, epoch) and epoch == self.freeze.unfreeze_epoch:
+                self.say(f"epoch {epoch + 1}: unfrozen {len(self.freeze.layers)} layers")
         hist = self.model.fit(data, validation_data=self.val_data, initial_epoch=epoch, epochs=end,
                               steps_per_epoch=steps, callbacks=self.callbacks, class_weight=self.class_weight,
                               verbose=0)

@@ -318,6 +318,33 @@ class LinearWarmup(_Schedule):
 
 
 @keras.utils.register_keras_serializable(package="kerasopt")
+class FactorFrom(_Schedule):
+    """``inner(step)``, times ``factor`` from ``at_step`` on: the LR drop when frozen layers are unfrozen.
+
+    A function of the step alone, so a resume lands on the same LR as an uninterrupted run.
+
+    Example:
+        >>> s = FactorFrom(ConstantSchedule(1.0), at_step=10, factor=0.1)
+        >>> round(float(s(9)), 4), round(float(s(10)), 4)
+        (1.0, 0.1)
+    """
+
+    def __init__(self, inner: _Schedule, at_step: int, factor: float) -> None:
+        _positive("at_step", at_step)
+        _positive("factor", factor)
+        self.inner = _maybe_deserialize(inner)
+        self.at_step, self.factor = int(at_step), float(factor)
+
+    def __call__(self, step):
+        lr = tf.cast(self.inner(step), tf.float32)
+        return tf.where(tf.cast(step, tf.float32) < float(self.at_step), lr, lr * self.factor)
+
+    def get_config(self) -> dict:
+        return {"inner": keras.optimizers.schedules.serialize(self.inner), "at_step": self.at_step,
+                "factor": self.factor}
+
+
+@keras.utils.register_keras_serializable(package="kerasopt")
 class ScaledSchedule(_Schedule):
     """``lr(step) = scale * schedule(step)`` with ``scale`` a ``tf.Variable`` changed at run time.
 

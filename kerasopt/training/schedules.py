@@ -20,6 +20,7 @@ from kerasopt.training.lr_schedules import (  # noqa: F401  (re-exported: the pu
     CosineDecay,
     CosineDecayRestarts,
     ExponentialDecay,
+    FactorFrom,
     InverseSqrtDecay,
     LinearWarmup,
     MultiStepDecay,
@@ -130,7 +131,9 @@ def build_schedule(cfg: ExperimentConfig, steps_per_epoch: int, world_size: int 
     """The configured schedule over ``epochs * steps_per_epoch`` optimizer steps, warm-up included.
 
     Returns ``ScaledSchedule(LinearWarmup(inner))`` (no ``LinearWarmup`` without warm-up) with
-    scale 1. The peak is ``train.optimizer.learning_rate``, times ``world_size`` when
+    scale 1; with ``train.unfreeze_at_epoch``, ``FactorFrom`` drops the LR by
+    ``unfreeze_lr_factor`` from that epoch's first step on. The peak is
+    ``train.optimizer.learning_rate``, times ``world_size`` when
     ``train.schedule.scale_by_world_size`` is on (Horovod's linear scaling rule).
 
     Example:
@@ -149,4 +152,7 @@ def build_schedule(cfg: ExperimentConfig, steps_per_epoch: int, world_size: int 
         )
     lr = cfg.train.optimizer.learning_rate * (world_size if s.scale_by_world_size else 1)
     inner = SCHEDULES.get(s.type)(lr, plan, s)
-    return ScaledSchedule(LinearWarmup(inner, plan.warmup_steps) if plan.warmup_steps else inner)
+    sched = LinearWarmup(inner, plan.warmup_steps) if plan.warmup_steps else inner
+    if cfg.train.unfreeze_at_epoch is not None and cfg.train.unfreeze_lr_factor != 1.0:
+        sched = FactorFrom(sched, plan.steps(cfg.train.unfreeze_at_epoch), cfg.train.unfreeze_lr_factor)
+    return ScaledSchedule(sched)

@@ -9,6 +9,7 @@ MODULES = [
     "kerasopt.models", "kerasopt.models.heads", "kerasopt.models.checks", "kerasopt.models.layers",
     "kerasopt.models.mlp", "kerasopt.models.cnn", "kerasopt.models.resnet", "kerasopt.models.applications",
     "kerasopt.models.recurrent", "kerasopt.models.transformer", "kerasopt.models.custom",
+    "kerasopt.models.pretrained",
 ]
 
 

@@ -93,9 +93,11 @@ def test_every_shipped_recipe_builds(tmp_path):
             overrides["prune.epochs"] = 1
         if "\ndistill:" in raw:
             overrides["distill.teacher"] = str(tmp_path / "digits_cnn")
+        if "init_from:" in raw:  # fine-tuning: from the demo's run, one epoch in each phase
+            overrides.update({"model.init_from": str(tmp_path / "digits_cnn"), "train.epochs": 2})
         cfg = load_config(path, overrides)
         result = kerasopt.fit(cfg, run_dir=str(tmp_path / path.stem), print_fn=lambda s: None)
-        assert result.metrics["epochs_run"] == 1, path.name
+        assert result.metrics["epochs_run"] == overrides["train.epochs"], path.name
         if "prune.epochs" in overrides:  # the prune: section ran after training
             pruned = result.extras["prune"]
             assert (tmp_path / path.stem / "pruned" / "compression.json").is_file()

@@ -110,6 +110,7 @@ def test_sigterm_saves_mid_epoch_and_resume_matches(reference, tmp_path):
     print(f"SIGTERM at step {meta['step']} (epoch {meta['epoch'] + 1}, batch {meta['batch']}): max |dw| = {worst:g}")
 
 
+@pytest.mark.slow  # 35 s; `make test-all` runs it (make test stays near its 25-minute budget)
 def test_sigterm_with_steps_per_execution_resumes_exactly(tmp_path):
     # steps_per_execution 3: Keras calls the batch hooks once per 3 batches (9 batches an epoch: after
     # batches 3, 6 and 9). The checkpoint must record batches, not calls, or the resumed run skips
