@@ -27,7 +27,8 @@ from kerasopt.cli_common import _guard
               help="An image that does not decode stops the command (error) or is left out and logged (skip).")
 @_guard
 def predict(run_dir: Path, inputs: str, out: Path, top_k: int, batch_size: Optional[int], on_bad_file: str) -> None:
-    """Predict with the model of RUN_DIR on INPUT: a folder or glob of images, a .csv, .parquet or .npz.
+    """Predict with the model of RUN_DIR on INPUT: a folder or glob of images, a .csv, .parquet or .npz,
+    or TFRecord files (a glob of shards; the run's data.features, the label not needed).
 
     The run's own preprocessing (image size, column order, categories, normalization) is applied,
     as saved in RUN_DIR/preprocess.json at the end of `kerasopt fit`.

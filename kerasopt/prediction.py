@@ -77,8 +77,8 @@ def predict(
     """Predict with the model of ``run_dir`` on ``inputs`` and write one CSV row per example to ``out``.
 
     ``inputs``: a folder (searched recursively) or glob of images, a ``.csv`` or ``.parquet`` with the
-    run's feature columns (other columns are copied to the output), or a ``.npz`` (array ``x``, or its
-    only array).
+    run's feature columns (other columns are copied to the output), a ``.npz`` (array ``x``, or its
+    only array), or ``.tfrecord`` files (a glob of shards; ids ``file:record``).
     ``out`` defaults to ``predictions.csv`` in the current directory; it is written to a temporary
     file and renamed into place at the end. Columns: ``id`` (the image path relative to ``inputs``,
     or the row number from 0), the carried columns, then ``predicted`` (class name) and

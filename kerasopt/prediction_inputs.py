@@ -1,7 +1,7 @@
-"""What ``kerasopt predict`` reads: image files, CSV or Parquet rows and NPZ arrays, streamed in chunks.
+"""What ``kerasopt predict`` reads: image files, CSV or Parquet rows, NPZ arrays and TFRecords, in chunks.
 
 :func:`open_input` picks the reader from ``INPUT`` (a folder or glob of images, a ``.csv``, a
-``.parquet``, a ``.npz``).
+``.parquet``, a ``.npz``, a ``.tfrecord`` file or a glob of them).
 Each reader yields :class:`Chunk` objects of raw examples (decoded images, encoded table rows, array
 rows), so an input bigger than memory is fine: images go through a ``tf.data`` pipeline, a CSV is
 parsed a block at a time by pyarrow, and an NPZ array is read a block of rows at a time from its
@@ -28,6 +28,7 @@ from kerasopt.registry import suggest
 log = logging.getLogger("kerasopt.predict")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
 CSV_BLOCK_BYTES = 1 << 20  # text per parsed CSV block: the memory a chunk takes, not a limit on the file
 NPZ_CHUNK_BYTES = 16 << 20  # array bytes read per NPZ chunk
 
@@ -54,6 +55,11 @@ def open_input(inputs: str | Path, record: dict[str, Any], batch_size: int, on_b
     path = Path(text)
     if not path.exists() and not glob.has_magic(text):
         raise ConfigError(f"INPUT not found: {text}")
+    if any(marker in path.name.lower() for marker in TFRECORD_SUFFIXES):
+        if not record.get("tfrecord"):
+            raise ConfigError(f"{text}: TFRecords need the run's data.features, and this run was trained on "
+                              f"{record['source']} data (or by a kerasopt without TFRecord predict: fit it again)")
+        return TfRecordRows(text, record["tfrecord"], record.get("image"), batch_size, on_bad_file)
     if path.is_dir() or glob.has_magic(text) or path.suffix.lower() in IMAGE_SUFFIXES:
         if record.get("image") is None:
             raise ConfigError(f"{text}: the run was trained on {record['source']} data, not on image files; "
@@ -158,6 +164,83 @@ class ImageFiles:
             yield Chunk(ids, images)
         for j in range(k, len(self.files)):
             self._bad(j)
+
+
+class TfRecordRows:
+    """``tf.train.Example`` records parsed with the run's input features (the label may be absent).
+
+    Ids are ``file:record``. An image that does not decode is found by elimination, as for files.
+    """
+
+    what = "record"
+
+    def __init__(self, pattern: str, spec: dict[str, Any], image: dict[str, Any] | None, batch_size: int,
+                 on_bad_file: str) -> None:
+        from kerasopt._keras import tf
+
+        self.files = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not self.files:
+            raise ConfigError(f"no TFRecord files match {pattern}")
+        self.inputs = [n for n in spec["features"] if n != spec["label_key"]]
+        self.features, self.image = spec["features"], image
+        self.batch_size, self.on_bad_file = batch_size, on_bad_file
+        self.columns: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        try:
+            self.counts = [sum(1 for _ in tf.data.TFRecordDataset(f)) for f in self.files]
+        except tf.errors.OpError as e:
+            raise ConfigError(f"cannot read TFRecords {pattern}: {e.message.splitlines()[0]}") from None
+        self.total = int(sum(self.counts))
+        self.ids = [f"{f}:{i}" for f, n in zip(self.files, self.counts) for i in range(n)]
+
+    def _parse_spec(self):
+        from kerasopt._keras import tf
+
+        out = {}
+        for name in self.inputs:
+            f = self.features[name]
+            out[name] = (tf.io.FixedLenFeature([], tf.string) if f["dtype"] == "image" else
+                         tf.io.FixedLenFeature(f["shape"], tf.float32 if f["dtype"] == "float32" else tf.int64))
+        return out
+
+    def _bad(self, k: int, reason: str) -> None:
+        if self.on_bad_file == "error":
+            raise ConfigError(f"cannot use TFRecord {self.ids[k]}: {reason}. Fix or remove it, or pass "
+                              "--on-bad-file skip to leave it out")
+        log.warning(f"skipped TFRecord {self.ids[k]}: {reason}")
+        self.skipped.append((self.ids[k], reason))
+
+    def __iter__(self) -> Iterator[Chunk]:
+        from kerasopt._keras import tf
+        from kerasopt.data.sources_files import decode_image
+
+        spec, inputs, image = self._parse_spec(), self.inputs, self.image
+        tokens = len(inputs) == 1 and self.features[inputs[0]]["dtype"] == "int64"
+
+        def parse(k, serialized):
+            ex = tf.io.parse_single_example(serialized, spec)
+            if image is not None:
+                return k, decode_image(ex[inputs[0]], image["size"], image["channels"])
+            if tokens:
+                return k, tf.cast(ex[inputs[0]], tf.int32)
+            return k, tf.concat([tf.reshape(tf.cast(ex[n], tf.float32), [-1]) for n in inputs], 0)
+
+        records = tf.data.TFRecordDataset(self.files)
+        ds = tf.data.Dataset.zip((tf.data.Dataset.range(self.total), records)).map(
+            parse, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.ignore_errors().batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        k = 0
+        for index, x in ds:
+            ids = []
+            for i in index.numpy():
+                while k < i:
+                    self._bad(k, "does not parse with the run's data.features, or its image does not decode")
+                    k += 1
+                ids.append(self.ids[k])
+                k += 1
+            yield Chunk(ids, x)
+        for j in range(k, self.total):
+            self._bad(j, "does not parse with the run's data.features, or its image does not decode")
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -53,6 +53,8 @@ def describe_preprocessing(cfg, spec, model) -> dict[str, Any]:
         "batch_size": d.batch_size, "reshape": d.reshape, "resize": d.resize,
         "normalize": spec.extras.get("normalize") if d.normalize != "none" else None,
         "image": image, "table": table,
+        "tfrecord": ({"features": {n: {"dtype": f.dtype, "shape": list(f.shape)} for n, f in d.features.items()},
+                      "label_key": d.label_key} if d.source == "tfrecord" else None),
     }
     record["steps"] = _steps(record)
     return record

@@ -289,3 +289,55 @@ def test_grayscale_arrays_without_their_channel_axis(tmp_path):
     r = cli(run, tmp_path / "flat.npz", "--out", tmp_path / "c.csv")
     assert r.exit_code == 2 and len(error_lines(r)) == 1, r.output
     assert "examples of shape (36,)" in r.output and "takes (6, 6, 1)" in r.output
+
+
+def test_tfrecords_get_the_same_predictions_as_the_same_images_as_files(image_run, tmp_path):
+    """A TFRecord run predicts on shards (no label needed); each record's probabilities equal the ones
+    of the same JPEG/PNG bytes given as a file, and a record that does not decode is skipped or stops."""
+    from kerasopt._keras import tf
+
+    photos, _ = image_run
+    files = sorted(p for p in photos.rglob("*") if p.is_file())
+
+    def example(data: bytes, label: str = None):
+        feats = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
+        if label is not None:
+            feats["label"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()]))
+        return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+    for shard in range(2):
+        with tf.io.TFRecordWriter(str(tmp_path / f"train-{shard}.tfrecord")) as w:
+            for p in files[shard::2]:
+                w.write(example(p.read_bytes(), p.parent.name))
+    cfg = {"name": "tfr", "runs_root": str(tmp_path / "runs"), **COMMON,
+           "data": {"source": "tfrecord", "path": str(tmp_path / "train-*.tfrecord"), "batch_size": 8,
+                    "normalize": "standard", "validation_split": 0.25,
+                    "features": {"image": {"dtype": "image", "shape": [12, 12, 3]}, "label": {"dtype": "string"}}},
+           "model": {"type": "cnn", "filters": [4], "dense_units": 0}}
+    run = kerasopt.fit(cfg).run_dir.path
+    new = tmp_path / "new"
+    new.mkdir()
+    for shard in range(2):  # new data: no labels, and one record in the second shard is not an image
+        with tf.io.TFRecordWriter(str(new / f"part-{shard}.tfrecord")) as w:
+            for j, p in enumerate(files[shard::2]):
+                w.write(example(p.read_bytes()))
+                if shard == 1 and j == 2:
+                    w.write(example(b"not an image"))
+    with pytest.raises(ConfigError, match=r"part-1\.tfrecord:3: .*--on-bad-file skip"):
+        kerasopt.predict(run, str(new / "part-*.tfrecord"), tmp_path / "p.csv")
+    summary = kerasopt.predict(run, str(new / "part-*.tfrecord"), tmp_path / "p.csv", on_bad_file="skip",
+                               batch_size=4)
+    assert summary.examples == len(files) and [s[0] for s in summary.skipped] == [f"{new}/part-1.tfrecord:3"]
+    by_record = {r["id"]: r for r in read_rows(tmp_path / "p.csv")}
+    kerasopt.predict(run, photos, tmp_path / "f.csv")
+    by_file = {r["id"]: r for r in read_rows(tmp_path / "f.csv")}
+    for shard in range(2):
+        for j, p in enumerate(files[shard::2]):
+            index = j + (1 if shard == 1 and j > 2 else 0)
+            got, want = by_record[f"{new}/part-{shard}.tfrecord:{index}"], by_file[p.relative_to(photos).as_posix()]
+            assert got["predicted"] == want["predicted"]
+            assert float(got["probability"]) == pytest.approx(float(want["probability"]), abs=1e-6)
+    record = json.loads((run / "preprocess.json").read_text())
+    assert record["tfrecord"]["label_key"] == "label" and record["image"] == {"size": [12, 12], "channels": 3}
+    r = cli(image_run[1], new / "part-0.tfrecord", "--out", tmp_path / "q.csv")  # an image_dir run: no features
+    assert r.exit_code == 2 and "TFRecords need the run's data.features" in error_lines(r)[0], r.output
