@@ -63,3 +63,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/tabular_scale.py
 	$(BIN)/python benchmarks/pipeline_limit.py
+	$(BIN)/python benchmarks/finetune.py

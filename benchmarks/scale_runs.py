@@ -13,6 +13,8 @@ Kinds of run (``spec["kind"]``):
   /255, batch, prefetch; a fixed 80/20 split by shard.
 - ``keras_csv``: plain tf_keras on a CSV as the TensorFlow CSV guide teaches it (``make_csv_dataset``,
   a ``Normalization`` layer adapted on a sample); used by ``tabular_scale.py``.
+- ``keras_finetune``: the Keras transfer-learning guide's two phases (frozen base, then unfrozen and
+  compiled again at a tenth of the LR) on a JPEG folder; used by ``finetune.py``.
 - ``kerasopt``: ``kerasopt.fit(config)`` with every default, in a new run directory.
 - ``write_tfrecords``: data generation, writes TFRecord shards from the JPEG files.
 
@@ -420,7 +422,42 @@ def report(result: dict) -> str:
     return "\n".join(md)
 
 
-KINDS = {"keras_folder": run_keras_folder, "keras_tfrecord": run_keras_tfrecord, "keras_csv": run_keras_csv,
+def run_keras_finetune(spec: dict) -> dict:
+    """The Keras transfer-learning guide's two phases on a JPEG folder: a frozen base called with
+    ``training=False`` and a new head, then the base unfrozen and the model compiled again at a tenth of
+    the LR (BatchNorm stays in inference mode through ``training=False``)."""
+    from kerasopt.bench.measure import EpochTimer
+
+    tf, keras, import_s = _keras()
+    h, w = spec["image_size"]
+    train, val = keras.utils.image_dataset_from_directory(
+        spec["path"], image_size=(h, w), batch_size=spec["batch_size"], validation_split=0.2, subset="both",
+        seed=spec["seed"])
+    n_train, n_val = len(train.file_paths), len(val.file_paths)
+    train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
+    keras.utils.set_random_seed(spec["seed"])
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(h, w, 3))
+    base.load_weights(spec["weights"], by_name=True)
+    base.trainable = False
+    inputs = keras.Input((h, w, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(base(x, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(spec["num_classes"], activation="softmax")(x))
+    probe, timer = _probe(keras), EpochTimer()
+    t0 = time.perf_counter()
+    for phase, (lr, first, last) in enumerate([(1e-3, 0, 1), (1e-4, 1, spec["epochs"])]):
+        base.trainable = phase == 1
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(train, validation_data=val, initial_epoch=first, epochs=last, callbacks=[probe, timer])
+    out = {**_timing(spec, probe, timer, n_train, import_s), "fit_wall_s": time.perf_counter() - t0,
+           "n_val": n_val, "model": _describe(model), "precision": "float32", "jit_compile": False}
+    out["val_accuracy"] = timer.recorder.epochs[-1].logs.get("val_accuracy") if timer.recorder.epochs else None
+    return out
+
+
+KINDS = {"keras_folder": run_keras_folder, "keras_finetune": run_keras_finetune,
+         "keras_tfrecord": run_keras_tfrecord, "keras_csv": run_keras_csv,
          "kerasopt": run_kerasopt, "write_tfrecords": run_write_tfrecords}
 
 

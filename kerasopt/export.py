@@ -16,8 +16,12 @@ from pathlib import Path
 from kerasopt._keras import keras
 
 
-def export_model(model: keras.Model, folder: Path, formats: list[str], name: str = "model") -> dict[str, str]:
+def export_model(model: keras.Model, folder: Path, formats: list[str], name: str = "model",
+                 preprocess: dict | None = None) -> dict[str, str]:
     """Export ``model`` in each format; each is written beside a temporary name and renamed in.
+
+    ``preprocess`` (the run's ``preprocess.json`` record) adds the SavedModel's ``serving_raw``
+    signature, which takes raw images or columns (:mod:`kerasopt.serving`).
 
     Example:
         >>> export_model(model, Path("runs/x/model"), ["keras"])  # doctest: +SKIP
@@ -39,7 +43,9 @@ def export_model(model: keras.Model, folder: Path, formats: list[str], name: str
             tmp = folder / ".tmp-saved_model"
             if tmp.exists():
                 shutil.rmtree(tmp)
-            model.save(tmp, save_format="tf")
+            from kerasopt.serving import serving_signatures
+
+            model.save(tmp, save_format="tf", signatures=serving_signatures(model, preprocess))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)

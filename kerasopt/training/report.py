@@ -67,6 +67,16 @@ def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, 
     return {"final": final, "best": best}
 
 
+def _record(cfg, spec, model) -> dict | None:
+    """The ``preprocess.json`` record for the SavedModel's raw-input signature (None: no such signature)."""
+    from kerasopt.training.preprocess_record import describe_preprocessing
+
+    try:
+        return describe_preprocessing(cfg, spec, model)
+    except Exception:  # noqa: BLE001 - write_preprocessing says why; the export goes on without serving_raw
+        return None
+
+
 def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, bundle, *, initial_epoch: int,
                fit_seconds: float, wall_seconds: float, say: Callable[[str], None],
                interrupted: str | None = None, write: bool = True) -> dict[str, Any]:
@@ -75,7 +85,7 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
 
     # A preempted job has seconds to live: save (done) and leave; exports come with the resumed run.
     exports = {} if interrupted or not write else export_model(model, rd.model_dir, list(cfg.export.formats),
-                                                               name=cfg.name)
+                                                               name=cfg.name, preprocess=_record(cfg, spec, model))
     tput = history.get("examples_per_sec", [])
     epochs_run = len(next(iter(history.values()), []))
     summary = summarize(history, initial_epoch)

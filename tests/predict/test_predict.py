@@ -58,7 +58,7 @@ def image_run(tmp_path_factory):
             size = 16 if j == 4 else 12
             pixels = np.clip(rng.normal(50 + 70 * c, 40, (size, size, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(photos / name / (f"{j}.jpg" if j == 5 else f"{j}.png"))
-    cfg = {"name": "img", "runs_root": str(root / "runs"), **COMMON,
+    cfg = {"name": "img", "runs_root": str(root / "runs"), **COMMON, "export": {"formats": ["keras", "saved_model"]},
            "data": {"source": "image_dir", "path": str(photos), "image_size": [12, 12], "batch_size": 8,
                     "normalize": "standard", "validation_split": 0.25},
            "model": {"type": "cnn", "filters": [4], "dense_units": 0}}
@@ -81,7 +81,7 @@ def table_run(tmp_path_factory):
     rows = [{"length": f"{rng.normal(5 + 2 * (i % 2), 1):.3f}", "color": ["red", "green", "blue"][i % 3],
              "weight": f"{rng.normal(50, 10):.2f}", "flag": "1", "species": ["a", "b"][i % 2]} for i in range(60)]
     path = write_table(root / "train.csv", rows)
-    cfg = {"name": "tab", "runs_root": str(root / "runs"), **COMMON,
+    cfg = {"name": "tab", "runs_root": str(root / "runs"), **COMMON, "export": {"formats": ["keras", "saved_model"]},
            "data": {"source": "csv", "path": str(path), "label_column": "species", "categorical_columns": ["color"],
                     "normalize": "standard", "batch_size": 16},
            "model": {"type": "mlp", "hidden_units": [8]}}
@@ -341,3 +341,32 @@ def test_tfrecords_get_the_same_predictions_as_the_same_images_as_files(image_ru
     assert record["tfrecord"]["label_key"] == "label" and record["image"] == {"size": [12, 12], "channels": 3}
     r = cli(image_run[1], new / "part-0.tfrecord", "--out", tmp_path / "q.csv")  # an image_dir run: no features
     assert r.exit_code == 2 and "TFRecords need the run's data.features" in error_lines(r)[0], r.output
+
+
+def test_the_saved_models_raw_signature_equals_kerasopt_predict(image_run, table_run, tmp_path):
+    """TF Serving needs no kerasopt: ``serving_raw`` takes encoded files or raw columns."""
+    from kerasopt._keras import tf
+
+    photos, run = image_run
+    served = tf.saved_model.load(str(run / "model" / "saved_model"))
+    assert set(served.signatures) == {"serving_default", "serving_raw"}
+    files = sorted(p for p in photos.rglob("*") if p.is_file())
+    (probs,) = served.signatures["serving_raw"](image_bytes=tf.constant([p.read_bytes() for p in files])).values()
+    kerasopt.predict(run, photos, tmp_path / "img.csv", top_k=3)
+    rows = {r["id"]: r for r in read_rows(tmp_path / "img.csv")}
+    for p, row in zip(files, probs.numpy()):
+        want = rows[p.relative_to(photos).as_posix()]
+        assert CLASSES[int(np.argmax(row))] == want["predicted"]
+        assert float(row.max()) == pytest.approx(float(want["probability"]), abs=1e-5)
+
+    path, run = table_run
+    served = tf.saved_model.load(str(run / "model" / "saved_model")).signatures["serving_raw"]
+    assert sorted(served.structured_input_signature[1]) == ["color", "flag", "length", "weight"]
+    table = read_rows(path)
+    raw = {name: tf.constant([float(r[name]) for r in table]) for name in ("length", "weight", "flag")}
+    raw["color"] = tf.constant([" " + r["color"] if i == 0 else r["color"] for i, r in enumerate(table)])  # trimmed
+    (p_b,) = served(**raw).values()  # two classes: one sigmoid unit, the probability of "b"
+    kerasopt.predict(run, path, tmp_path / "tab.csv")
+    for p, want in zip(p_b.numpy()[:, 0], read_rows(tmp_path / "tab.csv")):
+        assert want["predicted"] == ("b" if p >= 0.5 else "a")
+        assert max(p, 1 - p) == pytest.approx(float(want["probability"]), abs=1e-5)
