@@ -27,6 +27,9 @@ EXPECTED_TEXT = {
     "03_tuning": ["ConfigError:", "learning_rat", "4 trial(s): 4 completed, 0 failed", "best trial"],
     "04_pruning_and_export": ["ConfigError:", "Did you mean 'block1a_conv'", "exported and checked 2 format(s)",
                               "int8 interpreter on all 360 validation images"],
+    "06_predict_and_finetune": ["examples=20", "of 20 new files predicted right", "serving_raw",
+                                "init_from", "not matched: head", "freeze:", "epoch 2: unfrozen", "by epoch:",
+                                "ConfigError:", "pattern 'block9*' matches no layer"],
     "05_distributed": ["strategy: horovod", "64 global = 32 per replica x 2 replicas",
                        "128 global = 64 per replica x 2 replicas", "history.csv: 10 epoch rows for 10 epochs"],
 }
@@ -50,7 +53,7 @@ def horovod_missing() -> str:
 def test_the_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
     assert {"01_quickstart.ipynb", "02_callbacks_and_resume.ipynb", "03_tuning.ipynb",
-            "04_pruning_and_export.ipynb", "05_distributed.ipynb"} <= names
+            "04_pruning_and_export.ipynb", "05_distributed.ipynb", "06_predict_and_finetune.ipynb"} <= names
     assert {p.stem for p in NOTEBOOKS} <= set(EXPECTED_TEXT)  # every one is checked
 
 
