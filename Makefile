@@ -64,3 +64,4 @@ bench: install horovod
 	$(BIN)/python benchmarks/tabular_scale.py
 	$(BIN)/python benchmarks/pipeline_limit.py
 	$(BIN)/python benchmarks/finetune.py
+	$(BIN)/python benchmarks/mixing.py

@@ -131,13 +131,18 @@ def _fit_plain(spec: dict, keras, model, train, val, n_train: int, import_s: flo
     return out
 
 
-def run_keras_folder(spec: dict) -> dict:
-    tf, keras, import_s = _keras()
+def _folder_splits(spec: dict, keras):
+    """``image_dataset_from_directory``'s 80/20 split of ``spec["path"]``: train, val and their sizes."""
     h, w = spec["image_size"]
     train, val = keras.utils.image_dataset_from_directory(
         spec["path"], image_size=(h, w), batch_size=spec["batch_size"], validation_split=0.2, subset="both",
         seed=spec["seed"])
-    n_train, n_val = len(train.file_paths), len(val.file_paths)
+    return train, val, len(train.file_paths), len(val.file_paths)
+
+
+def run_keras_folder(spec: dict) -> dict:
+    tf, keras, import_s = _keras()
+    train, val, n_train, n_val = _folder_splits(spec, keras)
     train = train.map(lambda x, y: (x / 255, y)).prefetch(tf.data.AUTOTUNE)
     val = val.map(lambda x, y: (x / 255, y)).prefetch(tf.data.AUTOTUNE)
     model = _plain_model(spec, keras, n_train, n_val)
@@ -430,10 +435,7 @@ def run_keras_finetune(spec: dict) -> dict:
 
     tf, keras, import_s = _keras()
     h, w = spec["image_size"]
-    train, val = keras.utils.image_dataset_from_directory(
-        spec["path"], image_size=(h, w), batch_size=spec["batch_size"], validation_split=0.2, subset="both",
-        seed=spec["seed"])
-    n_train, n_val = len(train.file_paths), len(val.file_paths)
+    train, val, n_train, n_val = _folder_splits(spec, keras)
     train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
     keras.utils.set_random_seed(spec["seed"])
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(h, w, 3))

@@ -117,6 +117,31 @@ def image_files(pattern: str) -> tuple[list[str], list[str]]:
     return [str(p) for p in found], [p.relative_to(root).as_posix() for p in found]
 
 
+def by_elimination(batches, total: int, bad) -> Iterator[tuple[list[int], Any]]:
+    """``(indices, x)`` per batch of ``(index, x)`` elements from a dataset whose failing elements
+    ``ignore_errors`` dropped; ``bad(k)`` is called for each dropped index, in order.
+
+    Example:
+        >>> seen = []
+        >>> [kept for kept, _ in by_elimination([(np.array([0, 2]), "x"), (np.array([3]), "y")], 5, seen.append)]
+        [[0, 2], [3]]
+        >>> seen
+        [1, 4]
+    """
+    k = 0
+    for index, x in batches:
+        kept = []
+        for i in np.asarray(index):
+            while k < i:
+                bad(k)
+                k += 1
+            kept.append(k)
+            k += 1
+        yield kept, x
+    for j in range(k, total):
+        bad(j)
+
+
 class ImageFiles:
     """Decoded uint8 images at the run's size, a batch at a time; files that do not decode are found
     by elimination (``ignore_errors`` drops exactly those), then skipped or reported by ``on_bad_file``."""
@@ -147,23 +172,15 @@ class ImageFiles:
 
         size, channels = self.size, self.channels
 
-        def load(path: tf.Tensor):
-            return path, decode_image(tf.io.read_file(path), size, channels)
+        def load(k, path: tf.Tensor):
+            return k, decode_image(tf.io.read_file(path), size, channels)
 
-        ds = tf.data.Dataset.from_tensor_slices(self.files).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        files = tf.data.Dataset.from_tensor_slices(self.files)
+        ds = tf.data.Dataset.zip((tf.data.Dataset.range(self.total), files)).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.ignore_errors().batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
-        k = 0
-        for paths, images in ds:
-            ids = []
-            for p in paths.numpy():
-                while self.files[k] != p.decode():
-                    self._bad(k)
-                    k += 1
-                ids.append(self.ids[k])
-                k += 1
-            yield Chunk(ids, images)
-        for j in range(k, len(self.files)):
-            self._bad(j)
+        for kept, images in by_elimination(ds, self.total, self._bad):
+            yield Chunk([self.ids[k] for k in kept], images)
 
 
 class TfRecordRows:
@@ -203,7 +220,8 @@ class TfRecordRows:
                          tf.io.FixedLenFeature(f["shape"], tf.float32 if f["dtype"] == "float32" else tf.int64))
         return out
 
-    def _bad(self, k: int, reason: str) -> None:
+    def _bad(self, k: int) -> None:
+        reason = "does not parse with the run's data.features, or its image does not decode"
         if self.on_bad_file == "error":
             raise ConfigError(f"cannot use TFRecord {self.ids[k]}: {reason}. Fix or remove it, or pass "
                               "--on-bad-file skip to leave it out")
@@ -229,18 +247,8 @@ class TfRecordRows:
         ds = tf.data.Dataset.zip((tf.data.Dataset.range(self.total), records)).map(
             parse, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.ignore_errors().batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
-        k = 0
-        for index, x in ds:
-            ids = []
-            for i in index.numpy():
-                while k < i:
-                    self._bad(k, "does not parse with the run's data.features, or its image does not decode")
-                    k += 1
-                ids.append(self.ids[k])
-                k += 1
-            yield Chunk(ids, x)
-        for j in range(k, self.total):
-            self._bad(j, "does not parse with the run's data.features, or its image does not decode")
+        for kept, x in by_elimination(ds, self.total, self._bad):
+            yield Chunk([self.ids[k] for k in kept], x)
 
 
 def _csv_header(path: Path) -> list[str]:

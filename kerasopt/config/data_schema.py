@@ -68,10 +68,21 @@ class AugmentConfig(Strict):
     translation: float = Field(0.0, ge=0.0, le=1.0, description="fraction of height/width")
     zoom: float = Field(0.0, ge=0.0, lt=1.0, description="fraction; 0.1 means +-10%")
     contrast: float = Field(0.0, ge=0.0, le=1.0)
+    # batch mixing (kerasopt/data/mixing.py): soft targets, training batches only
+    mixup: float = Field(0.0, ge=0.0, description="Beta(alpha, alpha) of mixup; 0 = off (timm: 0.8, small data 0.2)")
+    cutmix: float = Field(0.0, ge=0.0, description="Beta(alpha, alpha) of cutmix; 0 = off (timm: 1.0)")
+    mix_prob: float = Field(1.0, ge=0.0, le=1.0, description="share of batches mixed")
+    switch_prob: float = Field(0.5, ge=0.0, le=1.0, description="with mixup and cutmix both on: share of "
+                               "mixed batches that use cutmix")
 
     @property
     def enabled(self) -> bool:
+        """The Keras preprocessing layers (image-only); mixing is :attr:`mixing`."""
         return self.flip != "none" or any((self.rotation, self.translation, self.zoom, self.contrast))
+
+    @property
+    def mixing(self) -> bool:
+        return (self.mixup > 0 or self.cutmix > 0) and self.mix_prob > 0
 
 
 class FeatureSpec(Strict):

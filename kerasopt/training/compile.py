@@ -19,10 +19,10 @@ def head_kind(model: keras.Model, spec: DataSpec) -> str:
 
 
 def wants_one_hot(cfg: ExperimentConfig, kind: str) -> bool:
-    """Categorical losses (and label smoothing, which sparse CE lacks in Keras 2) need one-hot labels."""
+    """Categorical losses (label smoothing, which sparse CE lacks in Keras 2; mixup/cutmix) need one-hot labels."""
     return kind == "multiclass" and (
         cfg.train.loss == "categorical_crossentropy"
-        or (cfg.train.loss == "auto" and cfg.train.label_smoothing > 0)
+        or (cfg.train.loss == "auto" and (cfg.train.label_smoothing > 0 or cfg.data.augment.mixing))
     )
 
 
@@ -31,7 +31,7 @@ def build_loss(cfg: ExperimentConfig, kind: str) -> keras.losses.Loss:
     loss = t.loss
     if loss == "auto":
         loss = {"regression": "mse", "binary": "binary_crossentropy"}.get(kind, "sparse_categorical_crossentropy")
-        if kind == "multiclass" and t.label_smoothing > 0:
+        if kind == "multiclass" and (t.label_smoothing > 0 or cfg.data.augment.mixing):  # soft targets
             loss = "categorical_crossentropy"
     fits = {
         "sparse_categorical_crossentropy": ("multiclass",),

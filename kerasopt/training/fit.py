@@ -84,6 +84,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
            overwrite: bool, callbacks: Iterable[Any], t_start: float) -> FitResult:
     """:func:`fit` after the run directory is locked and checked."""
     from kerasopt._keras import keras, tf
+    from kerasopt.data.mixing import check_mixing, mixed
     from kerasopt.data.pipeline import build_datasets
     from kerasopt.distribute.strategy import choose_strategy, xla_unsupported
     from kerasopt.models import build_model
@@ -139,6 +140,7 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
             model = build_model(cfg, spec)
             freeze = prepare_transfer(cfg, model, say, resume=resume)
             kind = comp.head_kind(model, spec)
+            check_mixing(cfg, kind, spec.input_shape, spec.input_dtype)
             one_hot = comp.wants_one_hot(cfg, kind)
             schedule = build_schedule(cfg, max(1, steps // cfg.train.grad_accum_steps), world_size=choice.replicas)
             optimizer = build_optimizer(cfg.train.optimizer, schedule)
@@ -188,8 +190,9 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str
             create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
         loop = TrainingLoop(
             train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
-            stream=lambda e: choice.dataset(comp.prepare_labels(bundle.train_from_epoch(e), kind, one_hot,
-                                                            spec.num_classes)),
+            stream=lambda e: choice.dataset(mixed(  # mixup/cutmix (when on) after the one-hot labels
+                comp.prepare_labels(bundle.train_from_epoch(e), kind, one_hot, spec.num_classes),
+                cfg.data.augment, cfg.seed, first_batch=e * steps)),
             val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
             checkpoints=rd.checkpoints, say=say, freeze=freeze,
         )

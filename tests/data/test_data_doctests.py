@@ -9,7 +9,7 @@ MODULES = [
     "kerasopt.data.spec", "kerasopt.data.split", "kerasopt.data.source_base", "kerasopt.data.sources",
     "kerasopt.data.sources_tabular", "kerasopt.data.sources_synthetic", "kerasopt.data.sources_remote",
     "kerasopt.data.transforms", "kerasopt.data.pipeline", "kerasopt.data.cache", "kerasopt.data.cache_store",
-    "kerasopt.usercache", "kerasopt.data.manifest", "kerasopt.data.shard_manifest",
+    "kerasopt.usercache", "kerasopt.data.manifest", "kerasopt.data.shard_manifest", "kerasopt.data.mixing",
     "kerasopt.data.checkprogress",
 ]
 
