@@ -135,3 +135,18 @@ def test_what_mixing_cannot_combine_with_is_one_line_naming_the_key(tmp_path, ov
         kerasopt.fit(base, {**QUIET, **overrides}, run_dir=str(tmp_path / "bad"), print_fn=lambda s: None)
     assert err.value.key == key
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_mixing_with_a_binary_head_and_with_label_smoothing_trains(tmp_path):
+    cancer = {"name": "bin", "data": {"source": "sklearn", "name": "breast_cancer", "normalize": "standard",
+                                      "augment": {"mixup": 0.4}},
+              "model": {"type": "mlp", "hidden_units": [16]},
+              "train": {"epochs": 8, "verbose": 0, "optimizer": {"type": "adam", "learning_rate": 3e-3}},
+              "callbacks": {"tensorboard": {"enabled": False}}, "report": False, "export": {"formats": ["keras"]}}
+    binary = kerasopt.fit(cancer, run_dir=str(tmp_path / "bin"), print_fn=lambda s: None)
+    assert binary.model.output_shape == (None, 1) and binary.metrics["final"]["val_accuracy"] >= 0.9
+    smooth = kerasopt.fit("configs/digits_cnn.yaml", {**QUIET, "data.augment.mixup": 0.2, "train.epochs": 4,
+                                                     "train.label_smoothing": 0.1},
+                          run_dir=str(tmp_path / "smooth"), print_fn=lambda s: None)
+    assert np.isfinite(smooth.history["loss"]).all()
+    assert smooth.history["loss"][-1] < smooth.history["loss"][0]
