@@ -51,7 +51,9 @@ def test_builder_trains(case, config, data, extra, lr, request, spec_for, train_
         assert model.losses, "l2 must add regularization losses"
 
     eager = case in EAGER
-    losses = train_losses(model, x, y, head, steps=4 if eager else 6, lr=lr, eager=eager)
+    # 6 steps for every case: the loss on one batch with BatchNorm in training mode is noisy, and after 4 steps
+    # mobilenet_v2 (seed 0) was still above its start (2.529 -> 2.570); after 6 it is below for 20 of 20 seeds
+    losses = train_losses(model, x, y, head, steps=6, lr=lr, eager=eager)
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < losses[0], losses
     preds = model(x[:4], training=False).numpy()
