@@ -1,9 +1,9 @@
-"""Does the shipped digits recipe keep >= 99% validation accuracy with mixup / cutmix? (issue 16)
+"""Does the shipped digits recipe keep >= 99% validation accuracy with mixup / cutmix / RandAugment? (issue 16)
 
 Usage::
 
-    python benchmarks/mixing.py                 # 4 variants x 3 seeds of configs/digits_cnn.yaml (est. 6 min)
-    python benchmarks/mixing.py --seeds 1
+    python benchmarks/mixing.py                 # 7 variants x 3 seeds of configs/digits_cnn.yaml (est. 12 min)
+    python benchmarks/mixing.py --seeds 1 --only randaugment
 
 Each run is ``kerasopt.fit("configs/digits_cnn.yaml")`` with only the seed and the mixing keys changed
 (10 epochs, cosine with 1 warm-up epoch, AdamW 3e-3, translation 0.05, precision/XLA ``auto``).
@@ -28,6 +28,11 @@ VARIANTS = {
     "mixup 0.2": {"data.augment.mixup": 0.2},
     "cutmix 1.0": {"data.augment.cutmix": 1.0},
     "mixup 0.2 + cutmix 1.0 (switch 0.5)": {"data.augment.mixup": 0.2, "data.augment.cutmix": 1.0},
+    "randaugment (timm: 2 ops, m9, mstd 0.5)": {"data.augment.randaugment": {}},
+    "randaugment 2 ops, m5": {"data.augment.randaugment": {"magnitude": 5}},
+    "randaugment m5 without invert/solarize": {"data.augment.randaugment": {
+        "magnitude": 5, "ops": ["auto_contrast", "equalize", "rotate", "posterize", "color", "contrast",
+                                "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y"]}},
 }
 
 
@@ -35,6 +40,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "mixing.json")
+    ap.add_argument("--only", default="", help="run the variants whose name contains this text")
     args = ap.parse_args()
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tempfile
@@ -44,6 +50,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mixing-"))
     results: dict[str, list[dict]] = {}
     for name, overrides in VARIANTS.items():
+        if args.only not in name:
+            continue
         for seed in range(args.seeds):
             r = kerasopt.fit(ROOT / "configs" / "digits_cnn.yaml",
                              {**overrides, "seed": seed, "callbacks.tensorboard.enabled": False, "report": False,

@@ -173,7 +173,7 @@ class ExperimentConfig(Strict):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head 'regression'")
         if m.head in ("multiclass", "binary") and t.loss in ("mse", "mae", "huber"):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")
-        if d.augment.enabled and d.source in ("csv", "parquet"):
+        if d.augment.per_image and d.source in ("csv", "parquet"):
             raise FieldError("data.augment", "applies to images; source 'csv' is tabular")
         if t.unfreeze_at_epoch is not None and m.freeze is None:
             raise FieldError("train.unfreeze_at_epoch", "needs model.freeze (the layers to unfreeze)")

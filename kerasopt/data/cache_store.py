@@ -26,8 +26,9 @@ class CacheStore:
     """
 
     def __init__(self, cfg: ExperimentConfig, src: SourceData, raw: tf.data.Dataset, prep: Callable,
-                 count: int, shard: Optional[tuple[int, int]]) -> None:
-        self.cfg, self.src, self.prep, self.shard = cfg, src, prep, shard
+                 count: int, shard: Optional[tuple[int, int]], cache_train: bool = True) -> None:
+        # cache_train=False: the training split is read again each epoch (random crops of the files)
+        self.cfg, self.src, self.prep, self.shard, self.cache_train = cfg, src, prep, shard, cache_train
         streamed = src.stream is not None
         self.early = streamed and raw.element_spec[0].dtype == tf.uint8
         cached = raw if self.early else prep.elements(raw)
@@ -42,6 +43,8 @@ class CacheStore:
             self.plan = CachePlan("none", "the source's own memory-mapped cache is read directly", 0, 0, "")
         else:
             self.plan = plan_cache(cfg.data, int(per_example * count), streamed=streamed, can_disk=can_disk)
+        if not cache_train:
+            self.plan.reason += "; validation only: random_resized_crop cuts training crops from the files each epoch"
         self.notes: dict[str, str] = {}
         if self.plan.mode == "disk":
             self._check_disk()
@@ -68,7 +71,8 @@ class CacheStore:
     def ready(self, ds: tf.data.Dataset, role: str, indices: np.ndarray,
               file_shard: Optional[tuple[int, int]]) -> tf.data.Dataset:
         """``ds`` (raw elements of ``indices``) cached as planned; prepared first unless ``early``."""
-        return self._cache(ds if self.early else self.prep.elements(ds), role, indices)
+        ds = ds if self.early else self.prep.elements(ds)
+        return ds if role == "train" and not self.cache_train else self._cache(ds, role, indices)
 
     def _cache(self, ds: tf.data.Dataset, role: str, indices: np.ndarray) -> tf.data.Dataset:
         if self.plan.mode == "memory":

@@ -8,6 +8,11 @@ Order of operations, per example then per batch::
 Decoded images (uint8) are cached before the float conversion, a quarter of
 the bytes; ``kerasopt.data.cache`` decides memory, disk or no cache by size.
 
+Augmentation (training batches only): the Keras layers (flip, rotation, ...), then the
+batch-number-seeded steps: a random resized crop and RandAugment. A folder of images with
+``random_resized_crop`` cuts its training crops from the files each epoch instead (the
+source's own epochs, ``crops.decode_crop``), so its training split is not cached.
+
 Normalization runs after augmentation because ``RandomContrast`` clips to the
 raw pixel range [0, 255]; its statistics come from the training split only.
 """
@@ -25,7 +30,9 @@ import numpy as np
 from kerasopt._keras import tf
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.data.cache_store import CacheStore, shuffle_size
+from kerasopt.data.crops import crop_batch, crop_settings
 from kerasopt.data.prepare import build_prep
+from kerasopt.data.randaugment import rand_augment
 from kerasopt.data.source_base import SourceData, Stream
 from kerasopt.data.sources import load_source
 from kerasopt.data.sources_files import parallel
@@ -154,8 +161,13 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     augmenter = build_augmenter(d.augment, cfg.seed)
     if augmenter is not None:
         check_image(input_shape, "data.augment", "augmentation", d.augment.model_dump(exclude_defaults=True))
+    # random resized crops of a folder's training files are cut from the files each epoch, uncached
+    crop_files = src.stream is not None and src.stream.epochs is not None and not src.stream.own_cache
+    seeded = _seeded_augment(d.augment, input_shape, raw_train.element_spec[0].dtype, x, train_idx, cfg.seed,
+                              shard, crop_files, extras)
 
-    store = CacheStore(cfg, src, raw_train, prep, n_train + len(val_idx), shard)
+    store = CacheStore(cfg, src, raw_train, prep, (0 if crop_files else n_train) + len(val_idx), shard,
+                       cache_train=not crop_files)
     # uint8 images stay uint8 through the cache and the shuffle buffer; each batch is converted.
     on_batch = prep.on_batch if store.early else None
     if store.early and src.stream.ordered and d.shuffle_buffer > 0:
@@ -183,31 +195,36 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
             d, src, x, train_idx, lambda: prep.elements(stats_ds) if store.early and shard is None else stats_ds)
 
     # A source that orders each epoch itself (index shuffles) needs no shuffle buffer.
-    by_index = src.stream is not None and src.stream.epochs is not None and d.shuffle_buffer > 0
+    by_index = src.stream is not None and src.stream.epochs is not None and (d.shuffle_buffer > 0 or crop_files)
     buffer = 0 if by_index else shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
     extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer,
                          **({"by_index": True} if by_index else {})}
     unshuffled = train
     if buffer > 0:
         train = train.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+    # a source's own epochs are prepared like its other examples (uint8 images: on each batch)
+    prepared = (lambda ds: ds) if store.early else prep.elements
     if shard is not None and by_index:
         # every pass over this worker's rows in a new order seeded by (seed, pass), endless like repeat()
         one_pass = src.stream.epochs(indices)
-        train = prep.elements(tf.data.Dataset.range(2**62).flat_map(one_pass))
+        train = prepared(tf.data.Dataset.range(2**62).flat_map(one_pass))
     elif shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
     finish_calls = None if cfg.deterministic and augmenter is not None else calls
-    transform = batch_transform(augmenter, normalizer, on_batch)
+    transform = batch_transform(augmenter, normalizer, on_batch, seeded)
     epoch_stream = None
-    finish = lambda ds: _finish(ds, transform, d.prefetch, finish_calls)  # noqa: E731
+    # crops and RandAugment seed each batch by its number in the run: training batches come numbered
+    numbered = seeded is not None
+    finish = lambda ds: _finish(ds, transform, d.prefetch, finish_calls, numbered)  # noqa: E731
+    steps = math.ceil(n_local / batch)
     if by_index and shard is None:
         one_epoch = src.stream.epochs(train_idx)
-        epoch_stream = _epoch_stream_of(lambda e: prep.elements(one_epoch(e)), batch, finish)
-        train = one_epoch(tf.constant(0, tf.int64))  # bundle.train: epoch 0's order
-        train = prep.elements(train)
+        epoch_stream = _epoch_stream_of(lambda e: prepared(one_epoch(e)), batch, finish, steps, numbered)
+        train = prepared(one_epoch(tf.constant(0, tf.int64)))  # bundle.train: epoch 0's order
     elif shard is None:
-        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed, finish)
-    train = finish(train.batch(batch))
+        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed, finish, steps, numbered)
+    train = train.batch(batch)
+    train = finish(train.enumerate() if numbered else train)
     val = None
     if len(val_idx):
         val, _ = elements(val_idx, None)
@@ -226,15 +243,22 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
 _EPOCH_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs map to distinct shuffle seeds
 
 
+def _batches(ds: tf.data.Dataset, batch: int, epoch: tf.Tensor, steps: int, numbered: bool) -> tf.data.Dataset:
+    """One epoch's batches; ``numbered``: as ``(number in the run, batch)``, from ``epoch * steps``."""
+    ds = ds.batch(batch)
+    return ds.enumerate(epoch * steps) if numbered else ds
+
+
 def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
-                  finish: Callable[[tf.data.Dataset], tf.data.Dataset]) -> Callable[[int], tf.data.Dataset]:
+                  finish: Callable[[tf.data.Dataset], tf.data.Dataset], steps: int,
+                  numbered: bool) -> Callable[[int], tf.data.Dataset]:
     """``start_epoch -> endless batches`` with a per-epoch shuffle seed (the cache is shared by all epochs)."""
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         ds = base
         if buffer > 0:
             ds = ds.shuffle(buffer, seed=epoch * _EPOCH_SEED_STRIDE + seed, reshuffle_each_iteration=False)
-        return ds.batch(batch)
+        return _batches(ds, batch, epoch, steps, numbered)
 
     def stream(start_epoch: int = 0) -> tf.data.Dataset:
         epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
@@ -244,12 +268,13 @@ def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
 
 
 def _epoch_stream_of(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], batch: int,
-                     finish: Callable[[tf.data.Dataset], tf.data.Dataset]) -> Callable[[int], tf.data.Dataset]:
+                     finish: Callable[[tf.data.Dataset], tf.data.Dataset], steps: int,
+                     numbered: bool) -> Callable[[int], tf.data.Dataset]:
     """``start_epoch -> endless batches`` for a source that orders each epoch itself (``Stream.epochs``)."""
 
     def stream(start_epoch: int = 0) -> tf.data.Dataset:
         epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
-        return finish(epochs.flat_map(lambda e: one_epoch(e).batch(batch)))
+        return finish(epochs.flat_map(lambda e: _batches(one_epoch(e), batch, e, steps, numbered)))
 
     return stream
 
@@ -266,6 +291,53 @@ def _worker_batch(batch_size: int, shard: Optional[tuple[int, int]]) -> int:
             key="data.batch_size",
         )
     return batch_size // count
+
+
+def _seeded_augment(aug, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np.ndarray], train_idx: np.ndarray,
+                    seed: int, shard: Optional[tuple[int, int]], crop_files: bool, extras: dict) -> Optional[Callable]:
+    """``(x, batch number) -> x``: the batch-level random resized crop (unless cut from the files) then
+    RandAugment, seeded by the batch number; ``None`` when neither is on. Records what it uses in ``extras``."""
+    crop = crop_settings(aug)
+    if crop is not None:
+        check_image(input_shape, "data.augment.random_resized_crop", "random_resized_crop",
+                    aug.random_resized_crop.model_dump(exclude_defaults=True))
+        extras["random_resized_crop"] = {"scale": list(crop[0]), "ratio": list(crop[1]),
+                                         "from": "each file, each epoch" if crop_files else "each batch"}
+        crop = None if crop_files else crop
+    ra = None
+    if aug.randaugment is not None:
+        ra, extras["randaugment"] = _randaugment(aug.randaugment, input_shape, raw_dtype, x, train_idx)
+    if crop is None and ra is None:
+        return None
+    # workers of a sharded run each draw their own (their batches differ too)
+    base = tf.constant((int(seed) * 1_000_003 + (shard[0] if shard else 0)) % (1 << 62), tf.int64)
+
+    def apply(images: tf.Tensor, number: tf.Tensor) -> tf.Tensor:
+        key = tf.stack([base, tf.cast(number, tf.int64)])
+        if crop is not None:
+            images = crop_batch(images, tf.random.experimental.stateless_fold_in(key, 1), *crop)
+        return images if ra is None else ra(images, key)
+
+    return apply
+
+
+def _randaugment(ra, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np.ndarray],
+                 train_idx: np.ndarray) -> tuple[Callable, dict]:
+    """``(x, seed) -> x`` for ``data.augment.randaugment``, and its record (the value range used)."""
+    check_image(input_shape, "data.augment.randaugment", "RandAugment", ra.model_dump(exclude_defaults=True))
+    if ra.value_range is not None:
+        value_range, origin = tuple(ra.value_range), "configured"
+    elif raw_dtype == tf.uint8:
+        value_range, origin = (0.0, 255.0), "8-bit images"
+    elif x is not None:
+        stats = _array_stats(x, train_idx)
+        value_range, origin = (float(np.min(stats.low)), float(np.max(stats.high))), "training split"
+    else:
+        raise ConfigError(f"the pixel range of {raw_dtype.name} images is not known before training; set "
+                          f"data.augment.randaugment.value_range: [low, high] (e.g. [0, 1])",
+                          key="data.augment.randaugment.value_range")
+    return (lambda images, key: rand_augment(images, key, ra, value_range)), {
+        "value_range": list(value_range), "from": origin}
 
 
 def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
@@ -297,8 +369,11 @@ def _labels(src: SourceData, n: int) -> tuple[np.ndarray, str]:
     return y.astype(np.int32), task
 
 
-def _finish(ds: tf.data.Dataset, fn, prefetch: int, calls: Optional[int]) -> tf.data.Dataset:
-    if fn is not None:
+def _finish(ds: tf.data.Dataset, fn, prefetch: int, calls: Optional[int], numbered: bool = False) -> tf.data.Dataset:
+    """``fn`` over the batches (``numbered``: ``(number, (x, y))`` elements, the number passed on), then prefetch."""
+    if numbered:
+        ds = ds.map(lambda i, b: fn(b[0], b[1], i), num_parallel_calls=calls)
+    elif fn is not None:
         ds = ds.map(fn, num_parallel_calls=calls)
     if prefetch != 0:
         ds = ds.prefetch(tf.data.AUTOTUNE if prefetch == -1 else prefetch)

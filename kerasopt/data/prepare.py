@@ -51,7 +51,8 @@ def build_prep(cfg: ExperimentConfig, src: SourceData, raw_shape: tuple, label_d
     d = cfg.data
     tokens = src.input_dtype == "int32"
     if tokens:
-        for key, value in (("normalize", d.normalize != "none"), ("resize", d.resize), ("augment", d.augment.enabled)):
+        for key, value in (("normalize", d.normalize != "none"), ("resize", d.resize),
+                           ("augment", d.augment.per_image)):
             if value:
                 raise ConfigError(f"does not apply to token ids from {src.origin}", key=f"data.{key}")
     shape = raw_shape or (1,)  # a scalar feature becomes a vector of one

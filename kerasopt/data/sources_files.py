@@ -9,6 +9,7 @@ import numpy as np
 
 from kerasopt._keras import tf
 from kerasopt.config.data_schema import DataConfig
+from kerasopt.data.crops import crop_settings, decode_crop
 from kerasopt.data.filecheck import handle_bad, size_guard
 from kerasopt.data.manifest import check_image_files
 from kerasopt.data.source_base import SOURCES, SourceData, Stream, as_written
@@ -82,6 +83,29 @@ def decode_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, cal
     return files.batch(DECODE_CHUNK).map(as_written(chunk), num_parallel_calls=calls).unbatch()
 
 
+_EPOCH_STRIDE = 1_000_003  # as the pipeline's: (seed, epoch) pairs map to distinct shuffle seeds
+
+
+def crop_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, calls: int, seed: tf.Tensor,
+                   crop: tuple) -> tf.data.Dataset:
+    """``(place, (path, bytes, label))`` -> ``(uint8 random resized crop, int32 label)``, in order.
+
+    The box of the file at ``place`` is seeded by ``fold_in(seed, place)`` (``seed``: ``(run seed, epoch)``).
+    """
+    spec = tf.TensorSpec([size[0], size[1], channels], tf.uint8)
+
+    def one(args):
+        place, file, nbytes = args
+        data = size_guard(tf.io.read_file(file), nbytes, file)
+        return decode_crop(data, size, channels, tf.random.experimental.stateless_fold_in(seed, place), *crop)
+
+    def chunk(place: tf.Tensor, element):
+        file, nbytes, label = element
+        return tf.map_fn(one, (place, file, nbytes), fn_output_signature=spec), tf.cast(label, tf.int32)
+
+    return files.batch(DECODE_CHUNK).map(as_written(chunk), num_parallel_calls=calls).unbatch()
+
+
 @SOURCES.register("image_dir")
 def load_image_dir(data: DataConfig, seed: int) -> SourceData:
     """``path/<class name>/*.png|jpg``: one sub-folder per class (sorted names -> class indices).
@@ -127,11 +151,27 @@ def load_image_dir(data: DataConfig, seed: int) -> SourceData:
         ds = tf.data.Dataset.from_tensor_slices((paths[indices], sizes[indices], y[indices]))
         return decode_in_chunks(ds, size, channels, calls), len(indices)
 
+    crop = crop_settings(data.augment)
+
+    def epochs(indices: np.ndarray):
+        """Each epoch: the files in an order seeded by ``(seed, epoch)``, each cut to a random box."""
+        files = tf.data.Dataset.from_tensor_slices((paths[indices], sizes[indices], y[indices]))
+
+        def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+            order = files
+            if data.shuffle_buffer > 0:
+                order = files.shuffle(len(indices), seed=epoch * _EPOCH_STRIDE + seed, reshuffle_each_iteration=False)
+            return crop_in_chunks(order.enumerate(), size, channels, calls, tf.stack([tf.constant(seed, tf.int64),
+                                                                                   tf.cast(epoch, tf.int64)]), crop)
+
+        return one_epoch
+
     extras = {"image_size": size, "channels": channels, "file_check": checked}
     if skipped:
         extras["skipped_files"] = skipped
+    stream = Stream(make, files=[str(p) for p in paths], ordered=True, epochs=epochs if crop else None)
     return SourceData(
-        y=y, stream=Stream(make, files=[str(p) for p in paths], ordered=True), origin=str(root),
+        y=y, stream=stream, origin=str(root),
         label_key="data.path", task="classification",
         class_names=classes, extras=extras,
     )

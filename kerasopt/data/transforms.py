@@ -141,19 +141,21 @@ def build_augmenter(aug: AugmentConfig, seed: int) -> Optional[keras.Sequential]
 
 def batch_transform(
     augmenter: Optional[keras.Sequential], normalizer: Optional[tuple[np.ndarray, np.ndarray]],
-    prepare: Optional[Callable] = None,
+    prepare: Optional[Callable] = None, seeded: Optional[Callable] = None,
 ) -> Optional[Callable]:
     """The function mapped over batches: ``prepare`` (uint8 -> float32, resize), augmentation
-    (training only), then normalization."""
-    if augmenter is None and normalizer is None and prepare is None:
+    (training only: the Keras layers, then ``seeded(x, batch number)``: crops, RandAugment), then normalization."""
+    if augmenter is None and normalizer is None and prepare is None and seeded is None:
         return None
     offset, scale = (tf.constant(a) for a in normalizer) if normalizer is not None else (None, None)
 
-    def apply(x: tf.Tensor, y: tf.Tensor):
+    def apply(x: tf.Tensor, y: tf.Tensor, number: Optional[tf.Tensor] = None):
         if prepare is not None:
             x, y = prepare(x, y)
         if augmenter is not None:
             x = augmenter(x, training=True)
+        if seeded is not None:
+            x = seeded(x, number)
         if offset is not None:
             x = (x - offset) / scale
         return x, y

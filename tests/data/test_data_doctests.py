@@ -10,7 +10,7 @@ MODULES = [
     "kerasopt.data.sources_tabular", "kerasopt.data.sources_synthetic", "kerasopt.data.sources_remote",
     "kerasopt.data.transforms", "kerasopt.data.pipeline", "kerasopt.data.cache", "kerasopt.data.cache_store",
     "kerasopt.usercache", "kerasopt.data.manifest", "kerasopt.data.shard_manifest", "kerasopt.data.mixing",
-    "kerasopt.data.checkprogress",
+    "kerasopt.data.checkprogress", "kerasopt.data.randaugment", "kerasopt.data.crops",
 ]
 
 

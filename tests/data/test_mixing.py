@@ -1,5 +1,5 @@
 """Mixup and CutMix: the targets carry exactly the mixing weights, the draws are seeded, and a fit mixes
-its training batches only (and resumes exactly mid-epoch)."""
+its training batches only (and, with RandAugment on too, resumes exactly mid-epoch)."""
 
 import os
 import signal
@@ -90,8 +90,9 @@ QUIET = {"train.precision": "float32", "train.jit_compile": False, "train.verbos
 
 
 def test_a_fit_mixes_training_targets_only_and_resumes_exactly_mid_epoch(tmp_path):
+    # RandAugment too: seeded by the batch number like the mixing, it must resume as exactly
     cfg = {**QUIET, "data.augment.mixup": 0.2, "data.augment.cutmix": 1.0, "train.epochs": 3,
-           "deterministic": True}
+           "data.augment.randaugment": {}, "deterministic": True}
     straight = kerasopt.fit("configs/digits_cnn.yaml", cfg, run_dir=str(tmp_path / "a"), print_fn=lambda s: None)
     # validation is not mixed: the logged val_loss is the model's loss on the plain validation split
     ev = kerasopt.evaluate(straight.run_dir.path)
