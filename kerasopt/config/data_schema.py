@@ -129,7 +129,11 @@ class RandomResizedCropConfig(Strict):
 
 
 class AugmentConfig(Strict):
-    """Keras preprocessing layers and RandAugment on training batches (then mixing); never on validation."""
+    """Training-batch augmentation, each draw seeded by the batch number (kerasopt/data/pipeline.py); never validation.
+
+    Order: random_resized_crop, flip, rotation, translation, zoom, contrast (the Keras layers' meanings),
+    randaugment, then mixup/cutmix after the labels are one-hot.
+    """
 
     random_resized_crop: Optional[RandomResizedCropConfig] = Field(
         None, description="a random box resized to the training size, first of all; image folders cut it from "
@@ -161,7 +165,7 @@ class AugmentConfig(Strict):
 
     @property
     def enabled(self) -> bool:
-        """The Keras preprocessing layers (image-only); mixing is :attr:`mixing`."""
+        """Any of flip/rotation/translation/zoom/contrast (image-only); mixing is :attr:`mixing`."""
         return self.flip != "none" or any((self.rotation, self.translation, self.zoom, self.contrast))
 
     @property

@@ -8,12 +8,12 @@ Order of operations, per example then per batch::
 Decoded images (uint8) are cached before the float conversion, a quarter of
 the bytes; ``kerasopt.data.cache`` decides memory, disk or no cache by size.
 
-Augmentation (training batches only): the Keras layers (flip, rotation, ...), then the
-batch-number-seeded steps: a random resized crop and RandAugment. A folder of images with
+Augmentation (training batches only), each seeded by the batch's number in the run (so a resumed
+run replays it): a random resized crop, flip/rotation/translation/zoom/contrast, RandAugment. A folder of images with
 ``random_resized_crop`` cuts its training crops from the files each epoch instead (the
 source's own epochs, ``crops.decode_crop``), so its training split is not cached.
 
-Normalization runs after augmentation because ``RandomContrast`` clips to the
+Normalization runs after augmentation because ``contrast`` clips to the
 raw pixel range [0, 255]; its statistics come from the training split only.
 """
 
@@ -73,8 +73,8 @@ class DataBundle:
         Epoch ``e`` is shuffled with a seed derived from ``(seed, e)``, so the
         batches of epoch ``e`` are the same whether the run got there directly or
         was resumed at ``e`` — without replaying the earlier epochs. Training
-        passes ``steps_per_epoch`` to ``fit``. (Random augmentation is drawn from
-        the augmentation layers' own generators and is not replayed on resume.)
+        passes ``steps_per_epoch`` to ``fit``. Random augmentation is seeded by each
+        batch's number in the run, so it is replayed too.
         """
         if self.epoch_stream is None:
             return self.train.repeat()
@@ -158,9 +158,6 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
             f"examples from {src.origin} have varying shape {input_shape}; set data.resize: [height, width]",
             key="data.resize",
         )
-    augmenter = build_augmenter(d.augment, cfg.seed)
-    if augmenter is not None:
-        check_image(input_shape, "data.augment", "augmentation", d.augment.model_dump(exclude_defaults=True))
     # random resized crops of a folder's training files are cut from the files each epoch, uncached
     crop_files = src.stream is not None and src.stream.epochs is not None and not src.stream.own_cache
     seeded = _seeded_augment(d.augment, input_shape, raw_train.element_spec[0].dtype, x, train_idx, cfg.seed,
@@ -210,12 +207,11 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
         train = prepared(tf.data.Dataset.range(2**62).flat_map(one_pass))
     elif shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
-    finish_calls = None if cfg.deterministic and augmenter is not None else calls
-    transform = batch_transform(augmenter, normalizer, on_batch, seeded)
+    transform = batch_transform(normalizer, on_batch, seeded)
     epoch_stream = None
     # crops and RandAugment seed each batch by its number in the run: training batches come numbered
     numbered = seeded is not None
-    finish = lambda ds: _finish(ds, transform, d.prefetch, finish_calls, numbered)  # noqa: E731
+    finish = lambda ds: _finish(ds, transform, d.prefetch, calls, numbered)  # noqa: E731
     steps = math.ceil(n_local / batch)
     if by_index and shard is None:
         one_epoch = src.stream.epochs(train_idx)
@@ -229,7 +225,7 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     if len(val_idx):
         val, _ = elements(val_idx, None)
         val = store.ready(val, "val", val_idx, None).batch(batch)
-        val = _finish(val, batch_transform(None, normalizer, on_batch), d.prefetch, calls)
+        val = _finish(val, batch_transform(normalizer, on_batch), d.prefetch, calls)
 
     extras["cache"] = store.plan.as_dict()
     extras.update(origin=src.origin, split={"seed": cfg.seed, "stratified": stratified, "shard": shard})
@@ -295,8 +291,12 @@ def _worker_batch(batch_size: int, shard: Optional[tuple[int, int]]) -> int:
 
 def _seeded_augment(aug, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np.ndarray], train_idx: np.ndarray,
                     seed: int, shard: Optional[tuple[int, int]], crop_files: bool, extras: dict) -> Optional[Callable]:
-    """``(x, batch number) -> x``: the batch-level random resized crop (unless cut from the files) then
-    RandAugment, seeded by the batch number; ``None`` when neither is on. Records what it uses in ``extras``."""
+    """``(x, batch number) -> x``: the batch-level random resized crop (unless cut from the files), the
+    flip/rotation/translation/zoom/contrast keys, then RandAugment, seeded by the batch number; ``None``
+    when none is on. Records what it uses in ``extras``."""
+    layers = build_augmenter(aug)
+    if layers is not None:
+        check_image(input_shape, "data.augment", "augmentation", aug.model_dump(exclude_defaults=True))
     crop = crop_settings(aug)
     if crop is not None:
         check_image(input_shape, "data.augment.random_resized_crop", "random_resized_crop",
@@ -307,7 +307,7 @@ def _seeded_augment(aug, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np
     ra = None
     if aug.randaugment is not None:
         ra, extras["randaugment"] = _randaugment(aug.randaugment, input_shape, raw_dtype, x, train_idx)
-    if crop is None and ra is None:
+    if crop is None and layers is None and ra is None:
         return None
     # workers of a sharded run each draw their own (their batches differ too)
     base = tf.constant((int(seed) * 1_000_003 + (shard[0] if shard else 0)) % (1 << 62), tf.int64)
@@ -316,6 +316,8 @@ def _seeded_augment(aug, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np
         key = tf.stack([base, tf.cast(number, tf.int64)])
         if crop is not None:
             images = crop_batch(images, tf.random.experimental.stateless_fold_in(key, 1), *crop)
+        if layers is not None:
+            images = layers(images, tf.random.experimental.stateless_fold_in(key, 2))
         return images if ra is None else ra(images, key)
 
     return apply

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from kerasopt._keras import keras, tf
+from kerasopt._keras import tf
 from kerasopt.config.data_schema import AugmentConfig
 from kerasopt.data.source_base import as_written
 from kerasopt.errors import ConfigError
@@ -113,55 +113,85 @@ def compute_normalizer(ds: tf.data.Dataset, method: str) -> tuple[tuple[np.ndarr
     return stats.normalizer(method)
 
 
-def build_augmenter(aug: AugmentConfig, seed: int) -> Optional[keras.Sequential]:
-    """tf_keras preprocessing layers for ``data.augment``, or ``None`` when nothing is on.
+def build_augmenter(aug: AugmentConfig) -> Optional[Callable]:
+    """``(images, key) -> images`` for the flip/rotation/translation/zoom/contrast keys, or ``None``.
 
-    Each layer gets its own seed so flips and rotations are not correlated.
+    The Keras layers' meanings (flip with probability 1/2 per axis; rotation in ``+-factor * 2 pi``;
+    translation in ``+-factor`` of the height and width; zoom in ``1 +- factor``; contrast factor in
+    ``1 +- factor`` about each channel's mean, clipped to 0..255; reflected borders), drawn per image
+    from the stateless ``key`` (``(seed, batch number)``) so a resumed run replays them. Rotation,
+    translation and zoom compose into one bilinear resample per image.
 
     Example:
-        >>> build_augmenter(AugmentConfig(flip="horizontal", zoom=0.1), seed=0).layers[1].name.startswith("random_zoom")
-        True
+        >>> x = tf.reshape(tf.range(16.0), [1, 4, 4, 1])
+        >>> flip = build_augmenter(AugmentConfig(flip="horizontal"))
+        >>> sorted({tuple(flip(x, tf.constant([0, k], tf.int64))[0, 0, :, 0].numpy().tolist()) for k in range(8)})
+        [(0.0, 1.0, 2.0, 3.0), (3.0, 2.0, 1.0, 0.0)]
     """
     if not aug.enabled:
         return None
-    layers = []
-    if aug.flip != "none":
-        layers.append(keras.layers.RandomFlip(aug.flip, seed=seed))
-    if aug.rotation:
-        layers.append(keras.layers.RandomRotation(aug.rotation, seed=seed + 1))
-    if aug.translation:
-        layers.append(keras.layers.RandomTranslation(aug.translation, aug.translation, seed=seed + 2))
-    if aug.zoom:
-        layers.append(keras.layers.RandomZoom(aug.zoom, seed=seed + 3))
-    if aug.contrast:
-        # RandomContrast clips to [0, 255]: it runs before normalization, on raw pixel values.
-        layers.append(keras.layers.RandomContrast(aug.contrast, seed=seed + 4))
-    return keras.Sequential(layers, name="augment")
+    geometric = bool(aug.rotation or aug.translation or aug.zoom)
+
+    def apply(x: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(x)[0]
+        s = tf.random.experimental.stateless_split(key, 6)
+        if aug.flip in ("horizontal", "horizontal_and_vertical"):
+            x = tf.where((tf.random.stateless_uniform([n], s[0]) < 0.5)[:, None, None, None], x[:, :, ::-1], x)
+        if aug.flip in ("vertical", "horizontal_and_vertical"):
+            x = tf.where((tf.random.stateless_uniform([n], s[1]) < 0.5)[:, None, None, None], x[:, ::-1], x)
+        if geometric:
+            x = _affine_batch(x, s[2], aug)
+        if aug.contrast:
+            factor = tf.random.stateless_uniform([n, 1, 1, 1], s[3], 1.0 - aug.contrast, 1.0 + aug.contrast)
+            mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+            x = tf.clip_by_value((x - mean) * factor + mean, 0.0, 255.0)  # raw pixels, before normalization
+        return x
+
+    return apply
+
+
+def _affine_batch(x: tf.Tensor, key: tf.Tensor, aug: AugmentConfig) -> tf.Tensor:
+    """One resample per image: zoom, then translation, then rotation, about the centre (reflected borders)."""
+    n = tf.shape(x)[0]
+    hf, wf = tf.cast(tf.shape(x)[1], tf.float32), tf.cast(tf.shape(x)[2], tf.float32)
+    u = tf.random.stateless_uniform([n, 4], key, -1.0, 1.0)
+    angle = u[:, 0] * aug.rotation * 2.0 * np.pi
+    tx, ty = u[:, 1] * aug.translation * wf, u[:, 2] * aug.translation * hf
+    zoom = 1.0 + u[:, 3] * aug.zoom
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # output pixel p -> input pixel R (Z (p - c) - t) + c, with R the rotation and Z the zoom
+    m = [[cos * zoom, -sin * zoom], [sin * zoom, cos * zoom]]
+    cx, cy = (wf - 1.0) / 2.0, (hf - 1.0) / 2.0
+    off_x = cx - m[0][0] * cx - m[0][1] * cy - (cos * tx - sin * ty)
+    off_y = cy - m[1][0] * cx - m[1][1] * cy - (sin * tx + cos * ty)
+    zeros = tf.zeros_like(cos)
+    rows = tf.stack([m[0][0], m[0][1], off_x, m[1][0], m[1][1], off_y, zeros, zeros], axis=1)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=rows, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+    return tf.ensure_shape(out, x.shape)
 
 
 def batch_transform(
-    augmenter: Optional[keras.Sequential], normalizer: Optional[tuple[np.ndarray, np.ndarray]],
-    prepare: Optional[Callable] = None, seeded: Optional[Callable] = None,
+    normalizer: Optional[tuple[np.ndarray, np.ndarray]], prepare: Optional[Callable] = None,
+    seeded: Optional[Callable] = None,
 ) -> Optional[Callable]:
     """The function mapped over batches: ``prepare`` (uint8 -> float32, resize), augmentation
-    (training only: the Keras layers, then ``seeded(x, batch number)``: crops, RandAugment), then normalization."""
-    if augmenter is None and normalizer is None and prepare is None and seeded is None:
+    (training only: ``seeded(x, batch number)``), then normalization."""
+    if normalizer is None and prepare is None and seeded is None:
         return None
     offset, scale = (tf.constant(a) for a in normalizer) if normalizer is not None else (None, None)
 
     def apply(x: tf.Tensor, y: tf.Tensor, number: Optional[tf.Tensor] = None):
         if prepare is not None:
             x, y = prepare(x, y)
-        if augmenter is not None:
-            x = augmenter(x, training=True)
         if seeded is not None:
             x = seeded(x, number)
         if offset is not None:
             x = (x - offset) / scale
         return x, y
 
-    # Keras augmentation layers are left to AutoGraph, as Keras expects; the rest is plain ops.
-    return apply if augmenter is not None else as_written(apply)
+    return as_written(apply)
 
 
 def check_image(shape: tuple, key: str, what: str, received: object) -> None:

@@ -105,10 +105,15 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch(make_cfg):
 def test_augmentation_only_on_training_batches(make_cfg):
     aug = {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1, "translation": 0.1, "contrast": 0.2}
     bundle = digits(make_cfg, augment=aug, batch_size=256)
-    train = [[x.numpy() for x, _ in bundle.train] for _ in range(2)]
+    steps = bundle.steps_per_epoch
+    # seeded by the batch's number in the run: epoch 0 twice is the same, epoch 1 is new
+    train = [[x.numpy() for x, _ in bundle.train_from_epoch(0).take(2 * steps)] for _ in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*train, strict=True))
+    resumed = [x.numpy() for x, _ in bundle.train_from_epoch(1).take(steps)]
+    assert all(np.array_equal(a, b) for a, b in zip(train[0][steps:], resumed, strict=True))
     val = [[x.numpy() for x, _ in bundle.val] for _ in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(*val, strict=True))
-    assert not np.allclose(train[0][0], train[1][0])
+    assert not np.allclose(train[0][0], train[0][steps])  # unshuffled: the same images, augmented anew
     plain = digits(make_cfg, batch_size=256)
     assert np.array_equal(next(iter(plain.train))[0], next(iter(plain.train))[0])
     # Augmented batches keep their shape and dtype.

@@ -85,12 +85,12 @@ def test_mixed_stream_is_seeded_by_the_batch_number_so_a_resumed_stream_mixes_th
 
 
 QUIET = {"train.precision": "float32", "train.jit_compile": False, "train.verbose": 0,
-         "callbacks.tensorboard.enabled": False, "report": False, "export.formats": ["keras"],
-         "data.augment.translation": 0.0}
+         "callbacks.tensorboard.enabled": False, "report": False, "export.formats": ["keras"]}
 
 
 def test_a_fit_mixes_training_targets_only_and_resumes_exactly_mid_epoch(tmp_path):
-    # RandAugment too: seeded by the batch number like the mixing, it must resume as exactly
+    # the recipe's translation and RandAugment too: seeded by the batch number like the mixing, they
+    # must resume as exactly
     cfg = {**QUIET, "data.augment.mixup": 0.2, "data.augment.cutmix": 1.0, "train.epochs": 3,
            "data.augment.randaugment": {}, "deterministic": True}
     straight = kerasopt.fit("configs/digits_cnn.yaml", cfg, run_dir=str(tmp_path / "a"), print_fn=lambda s: None)

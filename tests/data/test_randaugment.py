@@ -151,3 +151,36 @@ def test_randaugment_true_is_timms_recipe_and_a_table_refuses_it_at_config_time(
     with pytest.raises(Exception, match="applies to images"):
         load_config({**DIGITS, "data": {"source": "csv", "path": "x.csv", "label_column": "y",
                                         "augment": {"randaugment": True}}})
+
+
+def test_flip_rotation_translation_zoom_contrast_keep_their_keras_meanings():
+    """The batch-number-seeded replacements of the Keras layers, measured on a single bright pixel."""
+    from kerasopt.config.data_schema import AugmentConfig
+    from kerasopt.data.transforms import build_augmenter
+
+    size, n = 41, 64
+    dot = np.zeros((n, size, size, 1), np.float32)
+    dot[:, 20, 30] = 255.0  # 10 pixels right of the centre (20, 20)
+
+    def where(images):
+        flat = images.reshape(n, -1).argmax(axis=1)
+        return np.stack([flat // size - 20, flat % size - 20], axis=1).astype(np.float64)
+
+    def run(**aug):
+        return build_augmenter(AugmentConfig(**aug))(tf.constant(dot), tf.constant([2, 9], tf.int64)).numpy()
+
+    rotated = where(run(rotation=0.05))  # +-0.05 * 360 = +-18 degrees about the centre
+    radius, angle = np.hypot(*rotated.T), np.degrees(np.arctan2(rotated[:, 0], rotated[:, 1]))
+    assert np.all(np.abs(radius - 10) <= 1.0) and np.abs(angle).max() <= 18 + 6 and np.ptp(angle) > 18
+    shifted = where(run(translation=0.1))  # +-4.1 pixels each way
+    assert np.abs(shifted - [0, 10]).max() <= 4.6 and np.ptp(shifted[:, 1]) >= 5
+    zoomed = where(run(zoom=0.2))  # the dot's distance from the centre scales by 1 / (1 +- 0.2)
+    assert zoomed[:, 0].max() == 0 and 10 / 1.2 - 1 <= zoomed[:, 1].min() and zoomed[:, 1].max() <= 10 / 0.8 + 1
+    flipped = where(run(flip="horizontal"))
+    assert set(flipped[:, 1]) == {10.0, -10.0} and set(where(run(flip="vertical"))[:, 1]) == {10.0}
+    # contrast about each image's mean: the mean stays (no clipping here), the spread scales by 1 +- 0.3
+    grey = np.random.default_rng(0).uniform(60, 190, (n, 8, 8, 3)).astype(np.float32)
+    out = build_augmenter(AugmentConfig(contrast=0.3))(tf.constant(grey), tf.constant([2, 9], tf.int64)).numpy()
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), grey.mean(axis=(1, 2)), atol=1e-3)
+    ratio = out.std(axis=(1, 2, 3)) / grey.std(axis=(1, 2, 3))
+    assert ratio.min() >= 0.7 - 1e-4 and ratio.max() <= 1.3 + 1e-4 and np.ptp(ratio) > 0.2
