@@ -77,7 +77,8 @@ def decode_crop(data: tf.Tensor, size: list[int], channels: int, seed, scale, ra
     """Encoded JPEG/PNG bytes -> a random resized crop at ``size``, uint8 ``(height, width, channels)``.
 
     A JPEG is decoded only inside the box (``decode_and_crop_jpeg``); other formats are decoded
-    whole and cropped. The resize is antialiased, as PIL's (timm's) is.
+    whole and cropped. The resize is bilinear without antialiasing, as TF Model Garden's: antialiasing
+    cost ~1.7 ms more per 224-pixel crop of a 500x375 photo, half again the decode (2 cores).
     """
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
 
@@ -92,7 +93,7 @@ def decode_crop(data: tf.Tensor, size: list[int], channels: int, seed, scale, ra
 
     image = tf.cond(is_jpeg, jpeg, other)
     image.set_shape([None, None, channels])
-    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    image = tf.image.resize(image, size, method="bilinear")
     image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
     return tf.ensure_shape(image, [size[0], size[1], channels])
 

@@ -195,7 +195,9 @@ def rand_augment(x: tf.Tensor, seed, ra, value_range: tuple[float, float]) -> tf
     ops = [OPS[n] for n in names]
     lo, hi = float(value_range[0]), float(value_range[1])
     span = hi - lo if hi > lo else 1.0
-    u = (tf.cast(x, tf.float32) - lo) * (255.0 / span)
+    scaled = (lo, span) != (0.0, 255.0)  # 8-bit images need no mapping there and back
+    u = tf.cast(x, tf.float32)
+    u = (u - lo) * (255.0 / span) if scaled else u
     n = tf.shape(u)[0]
     seeds = tf.random.experimental.stateless_split(seed, 4)
     shape = tf.stack([n, ra.num_ops])
@@ -216,6 +218,8 @@ def rand_augment(x: tf.Tensor, seed, ra, value_range: tuple[float, float]) -> tf
                 for j, op in enumerate(ops)]
         u = tf.dynamic_stitch(index, done + [parts[skip]])
     u = tf.ensure_shape(u, x.shape)
+    if not scaled:
+        return tf.cast(u, x.dtype)
     touched = tf.reduce_any(applied, axis=1)[:, None, None, None]  # the others pass through bit for bit
     return tf.where(touched, tf.cast(u * (span / 255.0) + lo, x.dtype), x)
 

@@ -55,6 +55,25 @@ def test_train_step_loss_is_alpha_task_plus_tempered_kl_and_val_loss_is_task_onl
     assert len(train_model.weights) == len(student.weights) == 2
 
 
+def test_with_mixup_the_teacher_sees_the_mixed_input_and_the_task_loss_takes_the_mixed_targets():
+    from kerasopt.config.data_schema import AugmentConfig
+    from kerasopt.data.mixing import mix_batch
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 5)).astype(np.float32)
+    y = tf.one_hot(rng.integers(0, 3, size=8), 3)
+    mx, my = (t.numpy() for t in mix_batch(tf.constant(x), y, tf.constant([4, 0], tf.int64), AugmentConfig(mixup=1.0)))
+    assert not np.allclose(mx, x) and np.all((my > 0).sum(axis=1) <= 2)  # really mixed: two classes a row
+    student, teacher = _softmax_model(1), _softmax_model(2)
+    train_model = with_grad_accumulation(student, 1, wrap=True)
+    attach(train_model, teacher, DistillConfig(teacher="unused", alpha=0.6, temperature=3.0))
+    train_model.compile(optimizer=keras.optimizers.SGD(0.0), loss="categorical_crossentropy")
+    ps, pt = student.predict_on_batch(mx), teacher.predict_on_batch(mx)
+    soft_ce = float(np.mean(-np.sum(my * np.log(ps), axis=1)))
+    expected = 0.6 * soft_ce + 0.4 * _kd_numpy(pt, ps, 3.0)
+    assert train_model.train_on_batch(mx, my) == pytest.approx(expected, rel=1e-4)
+
+
 def test_student_learns_from_a_trained_teacher(mlp_run, tmp_path):
     import kerasopt
 
