@@ -56,7 +56,6 @@ VARIANTS = {
 
 def _photo(args: tuple[str, int]) -> int:
     from PIL import Image
-
     from scale import CLASSES, make_jpeg
 
     folder, index = Path(args[0]), args[1]

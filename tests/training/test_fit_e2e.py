@@ -87,7 +87,10 @@ def test_every_shipped_recipe_builds(tmp_path):
         overrides = {"train.epochs": 1, "train.steps_per_epoch": 2, "data.max_examples": 300,
                      "callbacks.tensorboard.enabled": False, "export.formats": ["keras"],
                      "callbacks.early_stopping.enabled": False, "train.schedule.warmup_epochs": 0,
-                     "train.verbose": 0}
+                     # precision/XLA auto would measure candidates per recipe (test_calibrate tests that),
+                     # and the report's plots take ~4 s a run (tests/reporting tests them)
+                     "train.verbose": 0, "train.precision": "float32", "train.jit_compile": False,
+                     "report": False}
         raw = path.read_text()
         if "\nprune:" in raw:
             overrides["prune.epochs"] = 1

@@ -127,7 +127,8 @@ def _fit(cfg_path: Path, run_dir: Path, *extra: str, wait: bool = True):
     return fit_cli(cfg_path, run_dir, *extra, env={**os.environ, TEST_FLOAT16_ON_CPU: "1"}, wait=wait)
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+# mixed_bfloat16 keeps no state float32 lacks (no loss scale): `make test-all` runs it, make test runs float16
+@pytest.mark.parametrize("policy", [POLICIES[0], pytest.param(POLICIES[1], marks=pytest.mark.slow)])
 def test_sigkill_resume_is_exact(policy, tmp_path):
     # 353 training examples / 16 = 23 batches an epoch, 8 epochs. Killed after step 60: under float16
     # the loss scale has fallen by then, so a resume that restarted it at 2^15 would overflow, skip

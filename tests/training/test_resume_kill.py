@@ -72,6 +72,9 @@ def _assert_same(a, b):
     return worst
 
 
+# the fault chain in tests/reliability/test_process_faults.py (SIGKILL twice, SIGTERM) covers this in
+# make test; `make test-all` runs it too
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(reference, tmp_path):
     cfg_path, ref = reference
     run = tmp_path / "killed"
@@ -91,6 +94,9 @@ def test_sigkill_then_resume_matches_uninterrupted(reference, tmp_path):
     assert [int(r.split(",")[0]) for r in rows] == list(range(CFG["train"]["epochs"]))
 
 
+# the fault chain in tests/reliability/test_process_faults.py (SIGKILL twice, SIGTERM) covers this in
+# make test; `make test-all` runs it too
+@pytest.mark.slow
 def test_sigterm_saves_mid_epoch_and_resume_matches(reference, tmp_path):
     cfg_path, ref = reference
     run = tmp_path / "term"

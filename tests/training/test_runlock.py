@@ -88,13 +88,15 @@ def test_second_fit_on_the_same_run_dir_is_refused_while_the_first_trains(tmp_pa
                              f"{socket.gethostname()} since {_holder(run)['since']}; wait for it to finish or "
                              f"stop it (the lock is {lock_path(run)})"], (extra, second.stderr)
             assert first.poll() is None, "the first run ended before the second was refused: make CFG longer"
+        first.send_signal(signal.SIGTERM)  # the refusals are checked: stop the first run the graceful way
         assert first.wait(600) == 0, first.stdout.read()[-2000:]
     finally:
         if first.poll() is None:
             first.kill()
-    with open(run / "history.csv", newline="") as f:  # one writer: every row complete, epochs 0..299 once
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["interrupted_by"] == "SIGTERM"
+    with open(run / "history.csv", newline="") as f:  # one writer: every row complete, each epoch once
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == list(range(CFG["train"]["epochs"]))
-    assert json.loads((run / "metrics.json").read_text())["last_epoch"] == CFG["train"]["epochs"]
-    assert (run / "model" / "locked.keras").is_file()
+    assert [int(r["epoch"]) for r in rows] == list(range(len(rows))) and len(rows) >= 1
+    assert metrics["last_epoch"] in (len(rows), len(rows) + 1)  # + 1: stopped inside an epoch not yet logged
     assert _holder(run) == {}  # released at the end

@@ -106,12 +106,23 @@ class SigtermAt(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _two_phase(source_run):
+    return {**QUIET, "model.init_from": str(source_run), "model.freeze": ["block*_conv", "block*_bn"],
+            "train.unfreeze_at_epoch": 1, "train.unfreeze_lr_factor": 0.5, "train.epochs": 3,
+            "train.grad_accum_steps": 2, "deterministic": True}  # the recipe's translation is replayed too
+
+
+@pytest.fixture(scope="module")
+def two_phase_straight(source_run, tmp_path_factory):
+    """The uninterrupted two-phase fine-tune both resume variants compare with."""
+    return kerasopt.fit("configs/digits_cnn.yaml", _two_phase(source_run),
+                        run_dir=str(tmp_path_factory.mktemp("straight") / "run"), print_fn=_quiet)
+
+
 @pytest.mark.parametrize("stop_epoch", [0, 2], ids=["stopped-while-frozen", "stopped-after-unfreezing"])
-def test_a_resumed_two_phase_fine_tune_equals_an_uninterrupted_one(source_run, tmp_path, stop_epoch):
-    cfg = {**QUIET, "model.init_from": str(source_run), "model.freeze": ["block*_conv", "block*_bn"],
-           "train.unfreeze_at_epoch": 1, "train.unfreeze_lr_factor": 0.5, "train.epochs": 3,
-           "train.grad_accum_steps": 2, "deterministic": True}  # the recipe's translation is replayed too
-    straight = kerasopt.fit("configs/digits_cnn.yaml", cfg, run_dir=str(tmp_path / "straight"), print_fn=_quiet)
+def test_a_resumed_two_phase_fine_tune_equals_an_uninterrupted_one(source_run, two_phase_straight, tmp_path,
+                                                                    stop_epoch):
+    cfg, straight = _two_phase(source_run), two_phase_straight
     stopped = kerasopt.fit("configs/digits_cnn.yaml", cfg, run_dir=str(tmp_path / "resumed"), print_fn=_quiet,
                            callbacks=[SigtermAt(stop_epoch, 4)])
     assert stopped.metrics["interrupted_by"] == "SIGTERM"
