@@ -73,8 +73,9 @@ def crop_batch(x: tf.Tensor, seed, scale, ratio) -> tf.Tensor:
     return tf.ensure_shape(tf.cast(out, x.dtype), x.shape)
 
 
-def decode_crop(data: tf.Tensor, size: list[int], channels: int, seed, scale, ratio) -> tf.Tensor:
-    """Encoded JPEG/PNG bytes -> a random resized crop at ``size``, uint8 ``(height, width, channels)``.
+def decode_crop(data: tf.Tensor, size: list[int], channels: int, seed, scale, ratio, flip: str = "none") -> tf.Tensor:
+    """Encoded JPEG/PNG bytes -> a random resized crop at ``size``, uint8 ``(height, width, channels)``,
+    mirrored half the time as ``flip`` (``data.augment.flip``) says: on 8-bit pixels, as TF Model Garden.
 
     A JPEG is decoded only inside the box (``decode_and_crop_jpeg``); other formats are decoded
     whole and cropped. The resize is bilinear without antialiasing, as TF Model Garden's: antialiasing
@@ -95,6 +96,11 @@ def decode_crop(data: tf.Tensor, size: list[int], channels: int, seed, scale, ra
     image.set_shape([None, None, channels])
     image = tf.image.resize(image, size, method="bilinear")
     image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    coins = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(seed, 7)) < 0.5
+    if flip in ("horizontal", "horizontal_and_vertical"):
+        image = tf.cond(coins[0], lambda: tf.reverse(image, [1]), lambda: image)
+    if flip in ("vertical", "horizontal_and_vertical"):
+        image = tf.cond(coins[1], lambda: tf.reverse(image, [0]), lambda: image)
     return tf.ensure_shape(image, [size[0], size[1], channels])
 
 

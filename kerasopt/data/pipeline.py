@@ -294,15 +294,17 @@ def _seeded_augment(aug, input_shape: tuple, raw_dtype: tf.DType, x: Optional[np
     """``(x, batch number) -> x``: the batch-level random resized crop (unless cut from the files), the
     flip/rotation/translation/zoom/contrast keys, then RandAugment, seeded by the batch number; ``None``
     when none is on. Records what it uses in ``extras``."""
-    layers = build_augmenter(aug)
-    if layers is not None:
+    layers = build_augmenter(aug, flip=not crop_files)  # a folder's file crops are flipped as decoded
+    if aug.enabled:
         check_image(input_shape, "data.augment", "augmentation", aug.model_dump(exclude_defaults=True))
     crop = crop_settings(aug)
     if crop is not None:
         check_image(input_shape, "data.augment.random_resized_crop", "random_resized_crop",
                     aug.random_resized_crop.model_dump(exclude_defaults=True))
         extras["random_resized_crop"] = {"scale": list(crop[0]), "ratio": list(crop[1]),
-                                         "from": "each file, each epoch" if crop_files else "each batch"}
+                                         "from": "each file, each epoch" if crop_files else "each batch",
+                                         **({"flip": "with each file's crop"} if crop_files and aug.flip != "none"
+                                            else {})}
         crop = None if crop_files else crop
     ra = None
     if aug.randaugment is not None:

@@ -87,8 +87,8 @@ _EPOCH_STRIDE = 1_000_003  # as the pipeline's: (seed, epoch) pairs map to disti
 
 
 def crop_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, calls: int, seed: tf.Tensor,
-                   crop: tuple) -> tf.data.Dataset:
-    """``(place, (path, bytes, label))`` -> ``(uint8 random resized crop, int32 label)``, in order.
+                   crop: tuple, flip: str = "none") -> tf.data.Dataset:
+    """``(place, (path, bytes, label))`` -> ``(uint8 random resized crop, flipped per ``flip``, int32 label)``.
 
     The box of the file at ``place`` is seeded by ``fold_in(seed, place)`` (``seed``: ``(run seed, epoch)``).
     """
@@ -97,7 +97,7 @@ def crop_in_chunks(files: tf.data.Dataset, size: list[int], channels: int, calls
     def one(args):
         place, file, nbytes = args
         data = size_guard(tf.io.read_file(file), nbytes, file)
-        return decode_crop(data, size, channels, tf.random.experimental.stateless_fold_in(seed, place), *crop)
+        return decode_crop(data, size, channels, tf.random.experimental.stateless_fold_in(seed, place), *crop, flip)
 
     def chunk(place: tf.Tensor, element):
         file, nbytes, label = element
@@ -161,8 +161,8 @@ def load_image_dir(data: DataConfig, seed: int) -> SourceData:
             order = files
             if data.shuffle_buffer > 0:
                 order = files.shuffle(len(indices), seed=epoch * _EPOCH_STRIDE + seed, reshuffle_each_iteration=False)
-            return crop_in_chunks(order.enumerate(), size, channels, calls, tf.stack([tf.constant(seed, tf.int64),
-                                                                                   tf.cast(epoch, tf.int64)]), crop)
+            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+            return crop_in_chunks(order.enumerate(), size, channels, calls, key, crop, data.augment.flip)
 
         return one_epoch
 

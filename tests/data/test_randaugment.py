@@ -178,6 +178,11 @@ def test_flip_rotation_translation_zoom_contrast_keep_their_keras_meanings():
     assert zoomed[:, 0].max() == 0 and 10 / 1.2 - 1 <= zoomed[:, 1].min() and zoomed[:, 1].max() <= 10 / 0.8 + 1
     flipped = where(run(flip="horizontal"))
     assert set(flipped[:, 1]) == {10.0, -10.0} and set(where(run(flip="vertical"))[:, 1]) == {10.0}
+    dot[:] = 0.0
+    dot[:, 25, 20] = 255.0  # 5 rows below the centre: a vertical flip moves it 5 rows above
+    assert set(where(run(flip="vertical"))[:, 0]) == {5.0, -5.0}
+    both = where(run(flip="horizontal_and_vertical"))
+    assert set(both[:, 0]) == {5.0, -5.0} and set(both[:, 1]) == {0.0}
     # contrast about each image's mean: the mean stays (no clipping here), the spread scales by 1 +- 0.3
     grey = np.random.default_rng(0).uniform(60, 190, (n, 8, 8, 3)).astype(np.float32)
     out = build_augmenter(AugmentConfig(contrast=0.3))(tf.constant(grey), tf.constant([2, 9], tf.int64)).numpy()
