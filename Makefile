@@ -64,4 +64,5 @@ bench: install horovod
 	$(BIN)/python benchmarks/tabular_scale.py
 	$(BIN)/python benchmarks/pipeline_limit.py
 	$(BIN)/python benchmarks/finetune.py
-	$(BIN)/python benchmarks/mixing.py
+	$(BIN)/python benchmarks/mixing.py --seeds 5
+	$(BIN)/python benchmarks/augment_cost.py

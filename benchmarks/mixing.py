@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/mixing.py                 # 7 variants x 3 seeds of configs/digits_cnn.yaml (est. 12 min)
+    python benchmarks/mixing.py --seeds 5       # 7 variants x 5 seeds of configs/digits_cnn.yaml (est. 8 min)
     python benchmarks/mixing.py --seeds 1 --only randaugment
 
 Each run is ``kerasopt.fit("configs/digits_cnn.yaml")`` with only the seed and the mixing keys changed
