@@ -113,7 +113,7 @@ def test_docstring_examples(name):
 
 
 def test_reporting_and_the_cli_do_not_import_tensorflow():
-    code = ("import sys, kerasopt.reporting, kerasopt.cli_report, kerasopt.cli; "
+    code = ("import sys, kerasopt.reporting, kerasopt.cli.reports, kerasopt.cli; "
             "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]

@@ -15,7 +15,7 @@ from kerasopt.errors import ConfigError, TrainingDiverged
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _err(msg: str) -> None:
+def err(msg: str) -> None:
     from kerasopt.distribute.tf_config import rank_label  # horovodrun, mpirun or a multi-worker TF_CONFIG
 
     rank = rank_label()
@@ -62,7 +62,7 @@ def assertion_text(e: BaseException) -> Optional[str]:
     return " ".join(p for p in parts if p) or None
 
 
-def _guard(fn):
+def guard(fn):
     """Run a verb; ConfigError -> exit 2 with one line, anything else -> exit 1."""
 
     @functools.wraps(fn)
@@ -70,21 +70,21 @@ def _guard(fn):
         try:
             return fn(*args, **kwargs)
         except ConfigError as e:
-            _err(str(e))
+            err(str(e))
             sys.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:
-            _err("interrupted")
+            err("interrupted")
             sys.exit(130)
         except click.exceptions.ClickException:
             raise
         except TrainingDiverged as e:  # a result, not a bug: one line, no traceback hint
-            _err(str(e))
+            err(str(e))
             sys.exit(EXIT_ERROR)
         except Exception as e:  # noqa: BLE001 - the last line of defence
             if os.environ.get("KERASOPT_DEBUG"):
                 raise
             checked = assertion_text(e)  # kerasopt's own checks inside the data pipeline say it all
-            _err(checked or f"{type(e).__name__}: {summary_line(e)} (set KERASOPT_DEBUG=1 for the traceback)")
+            err(checked or f"{type(e).__name__}: {summary_line(e)} (set KERASOPT_DEBUG=1 for the traceback)")
             sys.exit(EXIT_ERROR)
 
     return wrapper

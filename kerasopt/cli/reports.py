@@ -1,4 +1,4 @@
-"""``kerasopt report`` and ``kerasopt compare``: click commands added to the main group in ``cli.py``.
+"""``kerasopt report`` and ``kerasopt compare``: click commands added to the main group in ``kerasopt.cli``.
 
 Nothing heavy is imported at module import time (``kerasopt --help`` stays
 fast): matplotlib when a verb runs, TensorFlow only for a report's per-class
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 
-from kerasopt.cli_common import _guard
+from kerasopt.cli.common import guard
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--no-eval", is_flag=True,
               help="Skip the confusion matrix and per-class scores (no model run, no TensorFlow import).")
-@_guard
+@guard
 def report(run_dir: Path, no_eval: bool) -> None:
     """Write RUN_DIR/report.html and RUN_DIR/report.md (figures in RUN_DIR/report/)."""
     from kerasopt.reporting.report import write_report
@@ -32,7 +32,7 @@ def report(run_dir: Path, no_eval: bool) -> None:
 @click.option("--out", "--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("compare.html"),
               show_default=True, help="Where to write the HTML page.")
-@_guard
+@guard
 def compare(run_dirs: tuple[Path, ...], output: Path) -> None:
     """Compare RUN_DIRS: one table in the terminal and overlaid curves in an HTML page."""
     from rich.console import Console

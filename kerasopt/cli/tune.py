@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from kerasopt.cli_common import EXIT_ERROR, _err, _guard
+from kerasopt.cli.common import EXIT_ERROR, err, guard
 
 
 @click.command()
@@ -24,7 +24,7 @@ from kerasopt.cli_common import EXIT_ERROR, _err, _guard
 @click.option("--isolate/--no-isolate", default=None,
               help="Run each trial in its own process (default: tune.isolate, true).")
 @click.option("--overwrite", is_flag=True, help="Delete the tune directory and start the search over.")
-@_guard
+@guard
 def tune(config, overrides, tune_dir, max_trials, isolate, overwrite):
     """Search the hyperparameters in CONFIG's tune: section.
 
@@ -41,9 +41,9 @@ def tune(config, overrides, tune_dir, max_trials, isolate, overwrite):
         extra.append(f"tune.isolate={'true' if isolate else 'false'}")
     result = run_tune(config, extra, tune_dir=str(tune_dir) if tune_dir else None, overwrite=overwrite)
     if result.stopped:
-        _err(f"search stopped: {result.stopped}")
+        err(f"search stopped: {result.stopped}")
         sys.exit(EXIT_ERROR)
     if result.best is None:
-        _err(f"no trial succeeded ({len(result.records)} trial(s), all failed): no best.yaml; the reasons are in "
+        err(f"no trial succeeded ({len(result.records)} trial(s), all failed): no best.yaml; the reasons are in "
              f"{result.tune_dir / 'trials.csv'}")
         sys.exit(EXIT_ERROR)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kerasopt.cli_common import _guard
+from kerasopt.cli.common import guard
 
 _from = click.option("--from", "source", required=True, type=click.Path(path_type=Path),
                      help="The trained run directory (or a .keras file / SavedModel folder).")
@@ -23,7 +23,7 @@ _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
 @_out
 @_overwrite
 @_set
-@_guard
+@guard
 def prune(config, source, out, overwrite, overrides):
     """Prune a trained model with TF-MOT and fine-tune it on CONFIG's data.
 
@@ -43,7 +43,7 @@ def prune(config, source, out, overwrite, overrides):
 @_out
 @_overwrite
 @_set
-@_guard
+@guard
 def quantize(config, source, out, overwrite, overrides):
     """Quantize a trained model: optional QAT, then TFLite dynamic / float16 / int8.
 
@@ -66,7 +66,7 @@ def quantize(config, source, out, overwrite, overrides):
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="Only for a model file: the config describing its data.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: RUN_DIR/model/.")
-@_guard
+@guard
 def export(target, formats, quantize, config, out):
     """Export TARGET's model and check each file against it on a validation batch."""
     from kerasopt.exporting import export_run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kerasopt.cli_common import _guard
+from kerasopt.cli.common import guard
 
 _MODES = {
     "train": "the config's input pipeline feeds the model (end to end)",
@@ -40,7 +40,7 @@ _MODES = {
 @click.option("--out", "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the results. Default: bench_<name>.json in the current folder.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds allowed per variant.")
-@_guard
+@guard
 def bench(config, overrides, variants, mode, steps, warmup, json_path, timeout):
     """Measure training throughput of CONFIG and of variants of it.
 

@@ -1,4 +1,4 @@
-"""``kerasopt predict``: a click command added to the main group in ``cli.py``.
+"""``kerasopt predict``: a click command added to the main group in ``kerasopt.cli``.
 
 Nothing heavy is imported at module import time (``kerasopt --help`` stays fast): TensorFlow is
 imported once the run directory and INPUT have been checked.
@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from kerasopt.cli_common import _guard
+from kerasopt.cli.common import guard
 
 
 @click.command()
@@ -25,7 +25,7 @@ from kerasopt.cli_common import _guard
               help="Examples per model call (default: the run's data.batch_size).")
 @click.option("--on-bad-file", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="An image that does not decode stops the command (error) or is left out and logged (skip).")
-@_guard
+@guard
 def predict(run_dir: Path, inputs: str, out: Path, top_k: int, batch_size: Optional[int], on_bad_file: str) -> None:
     """Predict with the model of RUN_DIR on INPUT: a folder or glob of images, a .csv, .parquet or .npz,
     or TFRecord files (a glob of shards; the run's data.features, the label not needed).
