@@ -11,15 +11,15 @@ Example:
 
 from __future__ import annotations
 
+# Each family's module registers its loaders in SOURCES when imported. Imported by their own names,
+# not from the package, so no module of kerasopt.data imports kerasopt.data's __init__ (no cycle).
+import kerasopt.data.sources_csv  # noqa: F401
+import kerasopt.data.sources_files  # noqa: F401
+import kerasopt.data.sources_remote  # noqa: F401
+import kerasopt.data.sources_synthetic  # noqa: F401
+import kerasopt.data.sources_tabular  # noqa: F401
+import kerasopt.data.sources_tfrecord  # noqa: F401
 from kerasopt.config.schema import ExperimentConfig
-from kerasopt.data import (  # noqa: F401
-    sources_csv,
-    sources_files,
-    sources_remote,
-    sources_synthetic,
-    sources_tabular,
-    sources_tfrecord,
-)
 from kerasopt.data.source_base import SOURCES, SourceData, Stream
 
 __all__ = ["SOURCES", "SourceData", "Stream", "load_source"]

@@ -22,8 +22,8 @@ from typing import Optional
 
 import numpy as np
 
+import kerasopt.data.transforms as transforms  # by its own name: importing kerasopt.data would be a cycle
 from kerasopt._keras import tf
-from kerasopt.data import transforms
 from kerasopt.data.source_base import Stream, as_written
 from kerasopt.data.table_cache import Table
 from kerasopt.data.transforms import RunningStats

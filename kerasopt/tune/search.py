@@ -27,12 +27,12 @@ from typing import Any, Optional, Union
 
 import yaml
 
+import kerasopt.tune.results as res  # by its own name: importing kerasopt.tune would be a cycle
 from kerasopt.config.loader import ConfigLike, dump_config, load_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
 from kerasopt.training.rundir import write_text_atomic
 from kerasopt.training.runlock import RunLock
-from kerasopt.tune import results as res
 from kerasopt.tune.display import TrialTable, fmt_values, short_names
 from kerasopt.tune.space import check_space
 
