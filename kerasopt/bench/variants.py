@@ -63,9 +63,11 @@ def schema_keys() -> tuple[set[str], set[str]]:
         for name, info in model.model_fields.items():
             ann = info.annotation
             args = getattr(ann, "__args__", ())
-            sub = next((a for a in (ann, *args) if hasattr(a, "model_fields")), None)
-            if sub is not None and getattr(ann, "__origin__", None) is not dict:
-                walk(sub, f"{prefix}{name}.")
+            # every option of a union section (model.type, data.source, ...) adds its keys
+            subs = [a for a in (ann, *args) if hasattr(a, "model_fields")]
+            if subs and getattr(ann, "__origin__", None) is not dict:
+                for sub in subs:
+                    walk(sub, f"{prefix}{name}.")
             elif getattr(ann, "__origin__", None) is dict:
                 mappings.add(f"{prefix}{name}")
             else:

@@ -1,38 +1,20 @@
-"""The ``data:`` section: where examples come from and how they are fed."""
+"""The ``data:`` section: where examples come from and how they are fed.
+
+``data.source`` picks one option class; each has the shared keys of :class:`DataConfig` (batching,
+splitting, caching, preprocessing, augmentation) and only its own source's keys.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from kerasopt.config.base import FieldError, Strict, check_applicable
+from kerasopt.config.base import Choice, FieldError, Strict, choice_union
 
 SOURCES = ("sklearn", "npz", "csv", "parquet", "image_dir", "tfrecord", "tfds", "keras_datasets", "synthetic")
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
-
-# Which sources use each source-specific key (everything else applies to all).
-_OWNERS: dict[str, tuple[str, ...]] = {
-    "name": ("sklearn", "tfds", "keras_datasets"),
-    "path": ("npz", "csv", "parquet", "image_dir", "tfrecord"),
-    "x_key": ("npz",),
-    "y_key": ("npz",),
-    "label_column": ("csv", "parquet"),
-    "feature_columns": ("csv", "parquet"),
-    "categorical_columns": ("csv", "parquet"),
-    "image_size": ("image_dir",),
-    "channels": ("image_dir",),
-    "features": ("tfrecord",),
-    "num_examples": ("synthetic",),
-    "shape": ("synthetic",),
-    "num_classes": ("synthetic",),
-    "task": ("synthetic",),
-    "vocab_size": ("synthetic",),
-    "label_key": ("tfrecord", "tfds"),
-    "on_bad_file": ("image_dir", "tfrecord"),
-}
-
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -180,35 +162,18 @@ class FeatureSpec(Strict):
     shape: list[int] = Field(default_factory=list, description="[] for a scalar")
 
 
-class DataConfig(Strict):
-    """Example:
+class DataConfig(Choice):
+    """The keys every source has. ``DataConfig(source=...)`` builds that source's option.
+
+    Example:
         ``data: {source: sklearn, name: digits, resize: [32, 32], batch_size: 128}``
     """
 
-    source: Literal[SOURCES] = Field("sklearn", description="registered data source")  # type: ignore[valid-type]
-    name: Optional[str] = Field(None, description="data set name for sklearn/tfds/keras_datasets")
-    path: Optional[str] = Field(None, description="file or folder for npz/csv/parquet/image_dir/tfrecord")
-    # npz
-    x_key: str = "x"
-    y_key: str = "y"
-    # csv, parquet
-    label_column: Optional[str] = None
-    feature_columns: Optional[list[str]] = Field(None, description="default: every other column")
-    categorical_columns: list[str] = Field(default_factory=list, description="one-hot encoded")
-    # image_dir
-    image_size: Optional[list[int]] = Field(None, description="[height, width] images are decoded to")
-    channels: Literal[1, 3] = 3
-    # tfrecord
-    features: dict[str, FeatureSpec] = Field(default_factory=dict)
-    # synthetic (benchmarks, tests)
-    num_examples: int = Field(1024, gt=0)
-    shape: list[int] = Field(default_factory=lambda: [32, 32, 3])
-    num_classes: int = Field(10, ge=1)
-    task: Literal["classification", "regression", "tokens"] = "classification"
-    vocab_size: int = Field(1000, ge=2)
+    SELECTOR: ClassVar[str] = "source"
+    DEFAULT: ClassVar[str] = "sklearn"
+    OPTIONS: ClassVar[dict[str, Any]] = {}
 
-    # shared by every source
-    label_key: str = Field("label", description="label feature (tfrecord) or key (tfds)")
+    source: Literal[SOURCES] = Field("sklearn", description="registered data source")  # type: ignore[valid-type]
     validation_split: float = Field(0.2, description="fraction held out, seeded and deterministic")
     batch_size: int = Field(64, gt=0, description="global batch size (all replicas together)")
     shuffle_buffer: int = Field(10_000, ge=0, description="0 disables shuffling")
@@ -230,11 +195,11 @@ class DataConfig(Strict):
     reshape: Optional[list[int]] = Field(None, description="reshape each example, e.g. [8, 8] for sequences")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     max_examples: Optional[int] = Field(None, gt=0, description="use only the first N examples")
-    on_bad_file: Literal["error", "skip"] = Field(
-        "error",
-        description="image_dir/tfrecord: an image that does not decode (truncated, corrupt) stops the run "
-        "before training (error) or is left out and logged (skip)",
-    )
+
+    @property
+    def origin(self) -> str:
+        """What the examples come from, for a person: the data set's name, its path, or the source."""
+        return self.source
 
     @field_validator("validation_split")
     @classmethod
@@ -258,26 +223,75 @@ class DataConfig(Strict):
         parse_size(v)  # raises with the accepted forms
         return v
 
-    @field_validator("image_size", "resize")
+    @field_validator("resize")
     @classmethod
     def _hw(cls, v: Optional[list[int]]) -> Optional[list[int]]:
-        if v is not None and (len(v) != 2 or min(v) <= 0):
-            raise ValueError(f"must be [height, width] with positive sizes. Received: {v}")
-        return v
+        return _height_width(v)
 
-    @field_validator("shape", "reshape")
+    @field_validator("reshape")
     @classmethod
     def _positive_shape(cls, v: Optional[list[int]]) -> Optional[list[int]]:
-        if v is not None and (not v or min(v) <= 0):
-            raise ValueError(f"must be a non-empty list of positive sizes. Received: {v}")
-        return v
+        return _positive(v)
+
+
+def _height_width(v: Optional[list[int]]) -> Optional[list[int]]:
+    if v is not None and (len(v) != 2 or min(v) <= 0):
+        raise ValueError(f"must be [height, width] with positive sizes. Received: {v}")
+    return v
+
+
+def _positive(v: Optional[list[int]]) -> Optional[list[int]]:
+    if v is not None and (not v or min(v) <= 0):
+        raise ValueError(f"must be a non-empty list of positive sizes. Received: {v}")
+    return v
+
+
+def _needs(section: DataConfig, key: str, what: str = "") -> None:
+    if not getattr(section, key):
+        raise FieldError(key, f"source '{section.source}' needs '{key}'{what}")
+
+
+def _on_bad_file_field() -> Any:
+    return Field("error", description="an image that does not decode (truncated, corrupt) stops the run before "
+                 "training (error) or is left out and logged (skip)")
+
+
+class NamedData(DataConfig):
+    """sklearn, tfds and keras_datasets: a data set picked by name (not a source of its own)."""
+
+    name: Optional[str] = Field(None, description="data set name")
+
+    @property
+    def origin(self) -> str:
+        return str(self.name)
 
     @model_validator(mode="after")
-    def _source_keys(self) -> DataConfig:
-        check_applicable(self, "source", self.source, _OWNERS)
-        if self.source in ("sklearn", "tfds", "keras_datasets") and not self.name:
-            raise FieldError("name", f"source '{self.source}' needs 'name'")
-        if self.source == "sklearn" and self.name not in SKLEARN_DATASETS:
+    def _name(self) -> NamedData:
+        _needs(self, "name")
+        return self
+
+
+class FileData(DataConfig):
+    """npz, csv, parquet, image_dir and tfrecord: examples read from ``path`` (not a source of its own)."""
+
+    path: Optional[str] = Field(None, description="file or folder")
+
+    @property
+    def origin(self) -> str:
+        return str(self.path)
+
+    @model_validator(mode="after")
+    def _path(self) -> FileData:
+        _needs(self, "path")
+        return self
+
+
+class SklearnData(NamedData):
+    source: Literal["sklearn"] = "sklearn"
+
+    @model_validator(mode="after")
+    def _known(self) -> SklearnData:
+        if self.name not in SKLEARN_DATASETS:
             from kerasopt.registry import suggest
 
             raise FieldError(
@@ -285,16 +299,88 @@ class DataConfig(Strict):
                 f"unknown sklearn data set '{self.name}'. Choose one of: "
                 f"{', '.join(SKLEARN_DATASETS)}.{suggest(self.name or '', SKLEARN_DATASETS)}"
             )
-        if self.source in ("npz", "csv", "parquet", "image_dir", "tfrecord") and not self.path:
-            raise FieldError("path", f"source '{self.source}' needs 'path'")
-        if self.source in ("csv", "parquet") and not self.label_column:
-            raise FieldError("label_column", f"source '{self.source}' needs 'label_column'")
-        if self.source == "tfrecord":
-            if not self.features:
-                raise FieldError("features", "source 'tfrecord' needs 'features' (name -> {dtype, shape})")
-            if self.label_key not in self.features:
-                raise FieldError(
-                    "label_key",
-                    f"label_key '{self.label_key}' is not among features: {', '.join(self.features)}"
-                )
         return self
+
+
+class NpzData(FileData):
+    source: Literal["npz"] = "npz"
+    x_key: str = "x"
+    y_key: str = "y"
+
+
+class TabularData(FileData):
+    """csv and parquet (not a source of its own)."""
+
+    label_column: Optional[str] = None
+    feature_columns: Optional[list[str]] = Field(None, description="default: every other column")
+    categorical_columns: list[str] = Field(default_factory=list, description="one-hot encoded")
+
+    @model_validator(mode="after")
+    def _needed(self) -> TabularData:
+        _needs(self, "label_column")
+        return self
+
+
+class CSVData(TabularData):
+    source: Literal["csv"] = "csv"
+
+
+class ParquetData(TabularData):
+    source: Literal["parquet"] = "parquet"
+
+
+class ImageDirData(FileData):
+    source: Literal["image_dir"] = "image_dir"
+    image_size: Optional[list[int]] = Field(None, description="[height, width] images are decoded to")
+    channels: Literal[1, 3] = 3
+    on_bad_file: Literal["error", "skip"] = _on_bad_file_field()
+
+    @field_validator("image_size")
+    @classmethod
+    def _hw_size(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        return _height_width(v)
+
+
+class TFRecordData(FileData):
+    source: Literal["tfrecord"] = "tfrecord"
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    label_key: str = Field("label", description="the label feature")
+    on_bad_file: Literal["error", "skip"] = _on_bad_file_field()
+
+    @model_validator(mode="after")
+    def _features(self) -> TFRecordData:
+        _needs(self, "features", " (name -> {dtype, shape})")
+        if self.label_key not in self.features:
+            raise FieldError(
+                "label_key", f"label_key '{self.label_key}' is not among features: {', '.join(self.features)}"
+            )
+        return self
+
+
+class TFDSData(NamedData):
+    source: Literal["tfds"] = "tfds"
+    label_key: str = Field("label", description="the label key")
+
+
+class KerasDatasetsData(NamedData):
+    source: Literal["keras_datasets"] = "keras_datasets"
+
+
+class SyntheticData(DataConfig):
+    """Random examples of a given shape (benchmarks, tests)."""
+
+    source: Literal["synthetic"] = "synthetic"
+    num_examples: int = Field(1024, gt=0)
+    shape: list[int] = Field(default_factory=lambda: [32, 32, 3])
+    num_classes: int = Field(10, ge=1)
+    task: Literal["classification", "regression", "tokens"] = "classification"
+    vocab_size: int = Field(1000, ge=2)
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        return _positive(v)
+
+
+# The annotation of the section in ExperimentConfig: the option named by ``source`` (default sklearn).
+AnyData = choice_union(DataConfig)

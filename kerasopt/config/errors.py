@@ -6,45 +6,12 @@ valid key in the same section.
 
 from __future__ import annotations
 
-import typing
-from typing import Any
-
 from pydantic import BaseModel, ValidationError
 
+from kerasopt.config.base import Choice, union_family
+from kerasopt.config.keys import not_applicable, walk_loc
 from kerasopt.errors import ConfigError
 from kerasopt.registry import suggest
-
-
-def _section_class(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The model class that owns the last element of ``loc`` (walks fields, dicts, lists)."""
-    ann: Any = root
-    for part in loc[:-1]:
-        ann = _unwrap(ann)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            field = ann.model_fields.get(str(part))
-            if field is None:
-                return None
-            ann = field.annotation
-        elif typing.get_origin(ann) in (dict, list):
-            ann = typing.get_args(ann)[-1]
-        else:
-            return None
-    ann = _unwrap(ann)
-    if typing.get_origin(ann) in (dict, list):
-        ann = _unwrap(typing.get_args(ann)[-1])
-    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-
-
-def _unwrap(ann: Any) -> Any:
-    """Optional[X] / Union[X, None] -> X when exactly one model class is inside."""
-    if typing.get_origin(ann) is typing.Union or type(ann).__name__ == "UnionType":
-        inner = [a for a in typing.get_args(ann) if a is not type(None)]
-        models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        if len(models) == 1:
-            return models[0]
-        if len(inner) == 1:
-            return inner[0]
-    return ann
 
 
 def _dotted(loc: tuple) -> str:
@@ -64,6 +31,7 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel], source:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic adds the matched branch of a union/literal to the path; drop those tags.
     loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("bool", "int", "float", "str"))))
+    loc, owner, ann = walk_loc(root, loc)
     cause = err.get("ctx", {}).get("error")
     if getattr(cause, "field", None):
         loc = (*loc, *str(cause.field).split("."))
@@ -71,11 +39,23 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel], source:
     etype = err["type"]
     where = f" (in {source})" if source else ""
     if etype == "extra_forbidden":
-        owner = _section_class(root, loc)
+        if isinstance(owner, type) and issubclass(owner, Choice):
+            why = not_applicable(owner, str(loc[-1]))
+            if why:  # a key of another type: name the chosen type and the types that have it
+                return ConfigError(f"{why}{where}", key=key)
         valid = sorted(owner.model_fields) if owner else []
         hint = suggest(str(loc[-1]), valid) if valid else ""
         listing = f" Valid keys: {', '.join(valid)}." if valid and not hint else ""
         return ConfigError(f"unknown key.{hint}{listing}{where}", key=key)
+    fam = union_family(ann)
+    if etype == "union_tag_invalid" and fam is not None:
+        tag = err.get("ctx", {}).get("tag")
+        choices = list(fam.OPTIONS)
+        hint = suggest(str(tag), choices)
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        received = err["input"].get(fam.SELECTOR) if isinstance(err.get("input"), dict) else tag
+        return ConfigError(f"Input should be {listed}. Received: {received!r}.{hint}{where}",
+                           key=_dotted((*loc, fam.SELECTOR)))
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]

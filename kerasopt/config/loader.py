@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -17,9 +18,13 @@ from typing import Any, Union
 import yaml
 from pydantic import ValidationError
 
+from kerasopt.config.base import option_tag
 from kerasopt.config.errors import format_validation_error
+from kerasopt.config.keys import union_sections
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
+
+log = logging.getLogger("kerasopt.config")
 
 ConfigLike = Union[str, os.PathLike, Mapping[str, Any], ExperimentConfig]
 _MAX_EXTENDS_DEPTH = 16
@@ -141,7 +146,9 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _resolve_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _resolve_extends(path: Path, seen: tuple[Path, ...] = (), dropped: list[str] | None = None) -> dict[str, Any]:
+    """The file merged over its ``extends:`` parents. A child that switches a section's type drops the
+    parents' keys of the old type only; their dotted names are appended to ``dropped``."""
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(s.name) for s in (*seen, path))
@@ -156,13 +163,45 @@ def _resolve_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         parents = [parents]
     if not isinstance(parents, list) or not all(isinstance(x, str) for x in parents):
         raise ConfigError(f"must be a file name or a list of them (in {path}). Received: {parents!r}", key="extends")
+    dropped = [] if dropped is None else dropped
     merged: dict[str, Any] = {}
     for parent in parents:
         ppath = (path.parent / parent)
         if not ppath.exists():
             raise ConfigError(f"file not found: {ppath} (named in {path})", key="extends")
-        merged = deep_merge(merged, _resolve_extends(ppath, (*seen, path)))
+        later = _resolve_extends(ppath, (*seen, path), dropped)
+        dropped += drop_switched(merged, later)
+        merged = deep_merge(merged, later)
+    dropped += drop_switched(merged, data)
     return deep_merge(merged, data)
+
+
+def drop_switched(parent: dict[str, Any], child: Mapping[str, Any]) -> list[str]:
+    """Where ``child`` names another type (``model.type: custom`` over a ``cnn`` parent), remove from
+    ``parent`` (in place) the keys of the old type that the new type lacks, and return their dotted names.
+
+    Keys both types have stay (``model.units`` from lstm to gru), and so do keys no type has: the
+    schema reports those.
+    """
+    dropped = []
+    for path, fam in union_sections(ExperimentConfig).items():
+        old, new = _section(parent, path), _section(child, path)
+        if old is None or new is None or fam.SELECTOR not in new:
+            continue
+        before, after = fam.OPTIONS.get(old.get(fam.SELECTOR, fam.DEFAULT)), fam.OPTIONS.get(new[fam.SELECTOR])
+        if before is None or after is None or before is after:
+            continue
+        for key in [k for k in old if k in before.model_fields and k not in after.model_fields]:
+            del old[key]
+            dropped.append(f"{'.'.join(path)}.{key} ({fam.SELECTOR} {option_tag(before)} -> {option_tag(after)})")
+    return dropped
+
+
+def _section(data: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = data
+    for part in path:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node if isinstance(node, dict) else None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -245,9 +284,10 @@ def _section_error(exc: ValidationError, data: Mapping[str, Any]) -> ConfigError
     if exc.title == ExperimentConfig.__name__:
         return None
     for section, field in ExperimentConfig.model_fields.items():
-        cls = getattr(field.annotation, "__name__", None)
-        if cls == exc.title and section not in data:
-            inner = format_validation_error(exc, field.annotation)
+        default = field.default_factory
+        cls = default if isinstance(default, type) else field.annotation
+        if getattr(cls, "__name__", None) == exc.title and section not in data:
+            inner = format_validation_error(exc, cls)
             key = f"{section}.{inner.key}" if inner.key else section
             return ConfigError(f"{inner.message} (the config has no '{section}:' section)", key=key)
     return None
@@ -272,7 +312,11 @@ def load_config(
             raise ConfigError("extends is only read from YAML files", key="extends")
     else:
         source = str(config)
-        data = _resolve_extends(Path(config))
+        dropped: list[str] = []
+        data = _resolve_extends(Path(config), dropped=dropped)
+        if dropped:  # one line per load, naming every key that went
+            log.warning(f"{source}: extends: dropped the parent's keys of the type switched away from: "
+                        f"{', '.join(dropped)}")
     return validate_dict(apply_overrides(data, overrides), source)
 
 

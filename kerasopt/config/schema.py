@@ -12,11 +12,12 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from kerasopt.config import metric_names
-from kerasopt.config.base import FieldError, Strict
+from kerasopt.config.base import Choice, FieldError, Strict
 from kerasopt.config.compress_schema import DistillConfig, PruneConfig, QuantizeConfig
-from kerasopt.config.data_schema import DataConfig
-from kerasopt.config.model_schema import ModelConfig
-from kerasopt.config.train_schema import TrainConfig
+from kerasopt.config.data_schema import AnyData, SklearnData
+from kerasopt.config.keys import check_config_key
+from kerasopt.config.model_schema import AnyModel, CNNModel
+from kerasopt.config.train_schema import PlateauSchedule, TrainConfig
 from kerasopt.config.tune_schema import TuneConfig
 
 EXPORT_FORMATS = ("keras", "saved_model", "tflite", "onnx")
@@ -141,8 +142,8 @@ class ExperimentConfig(Strict):
     seed: int = Field(42, ge=0, description="seeds splits, shuffling, weights and dropout")
     deterministic: bool = Field(False, description="tf.config.experimental.enable_op_determinism()")
     runs_root: str = Field("runs", description="parent folder of run directories")
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: AnyData = Field(default_factory=SklearnData)  # type: ignore[valid-type]
+    model: AnyModel = Field(default_factory=CNNModel)  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=TrainConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     distribute: DistributeConfig = Field(default_factory=DistributeConfig)
@@ -174,23 +175,48 @@ class ExperimentConfig(Strict):
         if m.head in ("multiclass", "binary") and t.loss in ("mse", "mae", "huber"):
             raise FieldError("train.loss", f"'{t.loss}' does not fit model.head '{m.head}'")
         if d.augment.per_image and d.source in ("csv", "parquet"):
-            raise FieldError("data.augment", "applies to images; source 'csv' is tabular")
+            raise FieldError("data.augment", f"applies to images; source '{d.source}' is tabular")
         if t.unfreeze_at_epoch is not None and m.freeze is None:
             raise FieldError("train.unfreeze_at_epoch", "needs model.freeze (the layers to unfreeze)")
-        if m.weights is not None and d.normalize != "none":
+        if m.pretrained is not None and d.normalize != "none":
             raise FieldError("data.normalize", f"model.weights: the pretrained model takes raw 0..255 pixels and "
                              f"does the ImageNet preprocessing itself; set data.normalize: none. "
                              f"Received: normalize={d.normalize!r}")
         monitors = [("callbacks.checkpoint.monitor", self.callbacks.checkpoint.monitor),
-                    ("callbacks.early_stopping.monitor", self.callbacks.early_stopping.monitor),
-                    ("train.schedule.monitor", t.schedule.monitor)]
+                    ("callbacks.early_stopping.monitor", self.callbacks.early_stopping.monitor)]
+        if isinstance(t.schedule, PlateauSchedule):
+            monitors.append(("train.schedule.monitor", t.schedule.monitor))
         if self.tune is not None:
             monitors.append(("tune.objective.metric", self.tune.objective.metric))
         for key, name in monitors:
             why = metric_names.unlogged(name, t.metrics)
             if why:
                 raise FieldError(key, why)
+        if self.tune is not None:
+            self._check_space_keys(self.tune)
         return self
+
+    def _check_space_keys(self, tune: TuneConfig) -> None:
+        """Each ``tune.space`` key must be a key of the config; in a union section (``model``, ``data``,
+        ``train.optimizer``, ``train.schedule``), a key of the type the trials will have: the config's
+        type, the types its ``when:`` names, or (the type itself searched) one of the searched types."""
+        for key, spec in tune.space.items():
+            if key.split(".")[0] == "tune":
+                raise FieldError(f"tune.space.{key}", "the tune section itself cannot be searched")
+
+            def choose(section: str, fam: type[Choice], spec=spec) -> list[type[Choice]]:
+                selector = f"{section}.{fam.SELECTOR}"
+                tags = spec.when.get(selector)
+                if tags is None and selector in tune.space:
+                    tags = tune.space[selector].candidates()
+                if tags is None:
+                    node = self
+                    for part in section.split("."):
+                        node = getattr(node, part)
+                    return [type(node)]
+                return [fam.OPTIONS[t] for t in tags if t in fam.OPTIONS]
+
+            check_config_key(ExperimentConfig, key, f"tune.space.{key}", choose)
 
     def summary_dict(self) -> dict:
         """Plain-Python view (YAML/JSON friendly)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from kerasopt.config import metric_names
-from kerasopt.config.base import FieldError, Strict, check_applicable
+from kerasopt.config.base import Choice, FieldError, Strict, choice_union
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
 SCHEDULES = (
@@ -20,68 +20,76 @@ LOSSES = (
 )
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
-_OPT_OWNERS: dict[str, tuple[str, ...]] = {
-    "momentum": ("sgd", "rmsprop"),
-    "nesterov": ("sgd",),
-    "beta_1": ("adam", "adamw", "nadam"),
-    "beta_2": ("adam", "adamw", "nadam"),
-    "amsgrad": ("adam", "adamw"),
-    "rho": ("rmsprop",),
-    "initial_accumulator_value": ("adagrad",),
-}
+class OptimizerConfig(Choice):
+    """The keys every optimizer has. ``OptimizerConfig(type=...)`` builds that type's option.
 
+    Example: ``optimizer: {type: adamw, learning_rate: 3e-3, weight_decay: 1e-4}``
+    """
 
-class OptimizerConfig(Strict):
-    """Example: ``optimizer: {type: adamw, learning_rate: 3e-3, weight_decay: 1e-4}``"""
+    DEFAULT: ClassVar[str] = "adam"
+    OPTIONS: ClassVar[dict[str, Any]] = {}
 
     type: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     learning_rate: float = Field(1e-3, gt=0.0, description="peak LR; the schedule scales it")
     weight_decay: Optional[float] = Field(None, ge=0.0, description="decoupled decay; adamw default 0.004")
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    nesterov: bool = False
-    beta_1: float = Field(0.9, gt=0.0, lt=1.0)
-    beta_2: float = Field(0.999, gt=0.0, lt=1.0)
-    amsgrad: bool = False
-    rho: float = Field(0.9, gt=0.0, lt=1.0)
-    initial_accumulator_value: float = Field(0.1, ge=0.0)
     epsilon: float = Field(1e-7, gt=0.0)
     clipnorm: Optional[float] = Field(None, gt=0.0, description="clip each gradient's norm")
     clipvalue: Optional[float] = Field(None, gt=0.0, description="clip each gradient element")
     global_clipnorm: Optional[float] = Field(None, gt=0.0, description="clip the norm of all gradients")
 
     @model_validator(mode="after")
-    def _checks(self) -> OptimizerConfig:
-        check_applicable(self, "type", self.type, _OPT_OWNERS)
+    def _clipping(self) -> OptimizerConfig:
         if self.clipnorm is not None and self.global_clipnorm is not None:
             raise FieldError("global_clipnorm", "set clipnorm or global_clipnorm, not both")
         return self
 
 
-# Which schedule types read which keys; a key set for another type is an error.
-_SCHEDULE_OWNERS: dict[str, tuple[str, ...]] = {
-    "alpha": ("cosine", "polynomial"),
-    "gamma": ("step", "multistep"),
-    "step_epochs": ("step",),
-    "milestones": ("multistep",),
-    "decay_rate": ("exponential",),
-    "decay_epochs": ("exponential",),
-    "staircase": ("exponential",),
-    "restart_epochs": ("cosine",),
-    "t_mul": ("cosine",),
-    "m_mul": ("cosine",),
-    "power": ("polynomial",),
-    "pct_start": ("one_cycle",),
-    "div_factor": ("one_cycle",),
-    "final_div_factor": ("one_cycle",),
-    "timescale_epochs": ("inverse_sqrt",),
-    **{k: ("reduce_on_plateau",) for k in ("factor", "patience", "min_lr", "cooldown", "monitor", "mode",
-                                           "min_delta")},
-}
+def _momentum() -> Any:
+    return Field(0.0, ge=0.0, lt=1.0)
 
 
-class ScheduleConfig(Strict):
+class SGDOptimizer(OptimizerConfig):
+    type: Literal["sgd"] = "sgd"
+    momentum: float = _momentum()
+    nesterov: bool = False
+
+
+class AdamFamily(OptimizerConfig):
+    """adam, adamw and nadam (not a type of its own)."""
+
+    beta_1: float = Field(0.9, gt=0.0, lt=1.0)
+    beta_2: float = Field(0.999, gt=0.0, lt=1.0)
+
+
+class AdamOptimizer(AdamFamily):
+    type: Literal["adam"] = "adam"
+    amsgrad: bool = False
+
+
+class AdamWOptimizer(AdamFamily):
+    type: Literal["adamw"] = "adamw"
+    amsgrad: bool = False
+
+
+class RMSpropOptimizer(OptimizerConfig):
+    type: Literal["rmsprop"] = "rmsprop"
+    rho: float = Field(0.9, gt=0.0, lt=1.0)
+    momentum: float = _momentum()
+
+
+class AdagradOptimizer(OptimizerConfig):
+    type: Literal["adagrad"] = "adagrad"
+    initial_accumulator_value: float = Field(0.1, ge=0.0)
+
+
+class NadamOptimizer(AdamFamily):
+    type: Literal["nadam"] = "nadam"
+
+
+class ScheduleConfig(Choice):
     """Learning-rate schedule as a function of the optimizer step; the peak is ``train.optimizer.learning_rate``.
 
+    These are the keys every type has; ``ScheduleConfig(type=...)`` builds that type's option.
     Every type composes with the linear warm-up (``warmup_epochs`` or ``warmup_steps``): the LR
     ramps to the schedule's step-0 value, then the schedule runs. Epoch-valued keys become
     optimizer steps once, when the schedule is built. Points in time (``step_epochs``,
@@ -93,36 +101,125 @@ class ScheduleConfig(Strict):
     ``schedule: {type: multistep, milestones: [30, 60], gamma: 0.1}``
     """
 
+    DEFAULT: ClassVar[str] = "constant"
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
     type: Literal[SCHEDULES] = "constant"  # type: ignore[valid-type]
     warmup_epochs: float = Field(0.0, ge=0.0, description="linear warm-up from 0, in epochs")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up in optimizer steps (wins over epochs)")
     # Goyal et al. (2017): with N workers the global batch is N times larger, so the peak LR is
     # N times larger too; pair it with a warm-up of a few epochs.
     scale_by_world_size: bool = Field(False, description="multiply the peak LR by the number of Horovod workers")
-    # cosine, polynomial
-    alpha: float = Field(0.0, ge=0.0, le=1.0, description="final LR (cosine, polynomial) as a fraction of the peak")
-    # step, multistep
-    gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR multiplier at each drop")
-    step_epochs: Optional[float] = Field(None, gt=0.0, description="step: drop every this many epochs")
-    milestones: Optional[list[float]] = Field(None, description="multistep: epochs at which the LR drops")
-    # exponential: lr * decay_rate ** (t / decay_epochs)
+
+    @model_validator(mode="after")
+    def _warmup(self) -> ScheduleConfig:
+        if self.warmup_epochs and self.warmup_steps:
+            raise FieldError("warmup_steps", "set warmup_epochs or warmup_steps, not both")
+        return self
+
+
+def _alpha() -> Any:
+    return Field(0.0, ge=0.0, le=1.0, description="final LR as a fraction of the peak")
+
+
+def _gamma() -> Any:
+    return Field(0.1, gt=0.0, le=1.0, description="LR multiplier at each drop")
+
+
+class ConstantSchedule(ScheduleConfig):
+    type: Literal["constant"] = "constant"
+
+
+class StepSchedule(ScheduleConfig):
+    type: Literal["step"] = "step"
+    gamma: float = _gamma()
+    step_epochs: Optional[float] = Field(None, gt=0.0, description="drop every this many epochs")
+
+    @model_validator(mode="after")
+    def _needs_step(self) -> StepSchedule:
+        if self.step_epochs is None:
+            raise FieldError("step_epochs", "type 'step' needs 'step_epochs' (epochs between drops)")
+        return self
+
+
+class MultiStepSchedule(ScheduleConfig):
+    type: Literal["multistep"] = "multistep"
+    gamma: float = _gamma()
+    milestones: Optional[list[float]] = Field(None, description="epochs at which the LR drops")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> MultiStepSchedule:
+        m = self.milestones
+        if not m:
+            raise FieldError("milestones", f"type 'multistep' needs a non-empty list of epochs. Received: {m}")
+        if m[0] <= 0 or any(b <= a for a, b in zip(m, m[1:])):
+            raise FieldError("milestones", f"must be > 0 and strictly increasing. Received: {m}")
+        return self
+
+
+class ExponentialSchedule(ScheduleConfig):
+    """``lr * decay_rate ** (t / decay_epochs)``."""
+
+    type: Literal["exponential"] = "exponential"
     decay_rate: Optional[float] = Field(None, gt=0.0, le=1.0, description="LR multiplier per decay_epochs")
     decay_epochs: float = Field(1.0, gt=0.0)
     staircase: bool = Field(False, description="decay in whole decay_epochs steps, not continuously")
-    # cosine with warm restarts (SGDR, Loshchilov & Hutter): off while restart_epochs is unset
+
+    @model_validator(mode="after")
+    def _needs_rate(self) -> ExponentialSchedule:
+        if self.decay_rate is None:
+            raise FieldError("decay_rate", "type 'exponential' needs 'decay_rate' (LR multiplier per decay_epochs)")
+        return self
+
+
+class CosineSchedule(ScheduleConfig):
+    """Cosine decay; with ``restart_epochs``, warm restarts (SGDR, Loshchilov & Hutter)."""
+
+    type: Literal["cosine"] = "cosine"
+    alpha: float = _alpha()
     restart_epochs: Optional[float] = Field(None, gt=0.0, description="length of the first cosine cycle")
     t_mul: float = Field(1.0, ge=1.0, description="each cycle is t_mul times longer than the one before")
     m_mul: float = Field(1.0, gt=0.0, le=1.0, description="each restart's peak is m_mul times the one before")
-    # polynomial: (peak - end) * (1 - t / T) ** power + end, end = alpha * peak
+
+    @model_validator(mode="after")
+    def _restarts(self) -> CosineSchedule:
+        if self.restart_epochs is None:
+            for key in ("t_mul", "m_mul"):
+                if getattr(self, key) != 1.0:
+                    raise FieldError(key, f"needs 'restart_epochs' (cosine without restarts has one cycle). "
+                                          f"Received: {key}={getattr(self, key)}")
+        return self
+
+
+class PolynomialSchedule(ScheduleConfig):
+    """``(peak - end) * (1 - t / T) ** power + end``, ``end = alpha * peak``."""
+
+    type: Literal["polynomial"] = "polynomial"
+    alpha: float = _alpha()
     power: float = Field(1.0, gt=0.0)
-    # one_cycle (Smith; fastai and PyTorch defaults): starts at peak/div_factor, reaches the peak at
-    # pct_start of the run, ends at peak/(div_factor*final_div_factor); cosine in both phases.
+
+
+class OneCycleSchedule(ScheduleConfig):
+    """Smith's one-cycle (fastai and PyTorch defaults): starts at peak/div_factor, reaches the peak at
+    pct_start of the run, ends at peak/(div_factor*final_div_factor); cosine in both phases."""
+
+    type: Literal["one_cycle"] = "one_cycle"
     pct_start: float = Field(0.25, gt=0.0, lt=1.0, description="fraction of the run spent rising")
     div_factor: float = Field(25.0, ge=1.0)
     final_div_factor: float = Field(1e4, ge=1.0)
-    # inverse_sqrt: lr * sqrt(T) / sqrt(max(t, T)), flat for T steps then ~ 1/sqrt(t)
+
+
+class InverseSqrtSchedule(ScheduleConfig):
+    """``lr * sqrt(T) / sqrt(max(t, T))``: flat for T steps, then ~ 1/sqrt(t)."""
+
+    type: Literal["inverse_sqrt"] = "inverse_sqrt"
     timescale_epochs: float = Field(1.0, gt=0.0, description="T, the length of the flat start")
-    # reduce_on_plateau: constant LR, multiplied by `factor` by a callback when `monitor` stalls
+
+
+class PlateauSchedule(ScheduleConfig):
+    """A constant LR, multiplied by ``factor`` by a callback when ``monitor`` stalls."""
+
+    type: Literal["reduce_on_plateau"] = "reduce_on_plateau"
     factor: float = Field(0.1, gt=0.0, lt=1.0, description="LR multiplier at each reduction")
     patience: int = Field(10, ge=0, description="epochs without improvement before a reduction")
     min_lr: float = Field(0.0, ge=0.0, description="the LR never goes below this (absolute value)")
@@ -131,27 +228,10 @@ class ScheduleConfig(Strict):
     mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for acc/auc metrics, else min")
     min_delta: float = Field(1e-4, ge=0.0, description="smaller changes do not count as improvement")
 
-    @model_validator(mode="after")
-    def _checks(self) -> ScheduleConfig:
-        check_applicable(self, "type", self.type, _SCHEDULE_OWNERS)
-        if self.warmup_epochs and self.warmup_steps:
-            raise FieldError("warmup_steps", "set warmup_epochs or warmup_steps, not both")
-        if self.type == "step" and self.step_epochs is None:
-            raise FieldError("step_epochs", "type 'step' needs 'step_epochs' (epochs between drops)")
-        if self.type == "multistep":
-            m = self.milestones
-            if not m:
-                raise FieldError("milestones", f"type 'multistep' needs a non-empty list of epochs. Received: {m}")
-            if m[0] <= 0 or any(b <= a for a, b in zip(m, m[1:])):
-                raise FieldError("milestones", f"must be > 0 and strictly increasing. Received: {m}")
-        if self.type == "exponential" and self.decay_rate is None:
-            raise FieldError("decay_rate", "type 'exponential' needs 'decay_rate' (LR multiplier per decay_epochs)")
-        if self.restart_epochs is None:
-            for key in ("t_mul", "m_mul"):
-                if getattr(self, key) != 1.0:
-                    raise FieldError(key, f"needs 'restart_epochs' (cosine without restarts has one cycle). "
-                                          f"Received: {key}={getattr(self, key)}")
-        return self
+
+# The annotations of train.optimizer and train.schedule: the option named by ``type`` (default adam, constant).
+AnyOptimizer = choice_union(OptimizerConfig)
+AnySchedule = choice_union(ScheduleConfig)
 
 
 class TrainConfig(Strict):
@@ -171,8 +251,8 @@ class TrainConfig(Strict):
     autotune: bool = Field(True, description="on a CPU, resolve precision/jit_compile: auto by timing a few "
                            "training steps of each candidate (<= 30 s, cached per CPU, model and input in the "
                            "user cache folder); false, or KERASOPT_AUTOTUNE=0, keeps the static rules")
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    optimizer: AnyOptimizer = Field(default_factory=AdamOptimizer)  # type: ignore[valid-type]
+    schedule: AnySchedule = Field(default_factory=ConstantSchedule)  # type: ignore[valid-type]
     loss: Literal[LOSSES] = "auto"  # type: ignore[valid-type]
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     class_weight: Union[Literal["balanced"], dict[int, float], None] = Field(

@@ -1,19 +1,18 @@
 """The ``tune:`` section: the search space and algorithm for ``kerasopt tune``.
 
 Every key of ``space`` is a dotted config key (``train.optimizer.learning_rate``,
-``model.filters``, ``callbacks.ema.decay``) checked against the schema here; the
-values themselves are checked against the rest of the config before any trial
+``model.filters``, ``callbacks.ema.decay``), checked against the schema and the config's
+chosen types by ``ExperimentConfig`` (:mod:`kerasopt.config.schema`, which imports this module);
+the values themselves are checked against the rest of the config before any trial
 (:func:`kerasopt.tune.space.check_space`). No TensorFlow import.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import typing
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kerasopt.config import metric_names
 from kerasopt.config.base import FieldError, Strict, check_applicable
@@ -147,7 +146,6 @@ class TuneConfig(Strict):
             raise FieldError("space", "needs at least one key to search, e.g. "
                                       "{train.optimizer.learning_rate: {type: float, min: 1.0e-4, max: 1.0e-2}}")
         for key, spec in self.space.items():
-            check_config_key(key, f"space.{key}")
             for parent, vals in spec.when.items():
                 where = f"space.{key}.when.{parent}"
                 other = self.space.get(parent)
@@ -163,49 +161,3 @@ class TuneConfig(Strict):
         if self.algorithm == "hyperband" and "train.epochs" in self.space:
             raise FieldError("space.train.epochs", "hyperband sets the epochs itself (tune.max_epochs, tune.factor)")
         return self
-
-
-def check_config_key(key: str, field: str) -> None:
-    """Raise ``FieldError(field, ...)`` unless ``key`` is a dotted key of ``ExperimentConfig``.
-
-    Example: ``check_config_key("train.optimizer.lr", "space.train.optimizer.lr")`` raises
-    ``... Did you mean 'train.optimizer.learning_rate'?``
-    """
-    from kerasopt.config.errors import _unwrap
-    from kerasopt.config.schema import ExperimentConfig  # here: schema imports this module
-
-    parts = key.split(".")
-    if not all(parts):
-        raise FieldError(field, f"must be a dotted config key. Received: {key!r}")
-    if parts[0] == "tune":
-        raise FieldError(field, "the tune section itself cannot be searched")
-    ann: Any = ExperimentConfig
-    for i, part in enumerate(parts):
-        ann = _unwrap(ann)
-        if ann is Any:
-            return
-        if typing.get_origin(ann) is dict:
-            ann = typing.get_args(ann)[-1]  # any name: a dict's keys are the user's
-            continue
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            raise FieldError(field, f"unknown config key: '{'.'.join(parts[:i])}' is a value, not a section")
-        fields = ann.model_fields
-        if part not in fields:
-            prefix = ".".join(parts[:i])
-            close = difflib.get_close_matches(part, list(fields), n=1, cutoff=0.6)
-            if close:
-                fixed = ".".join([*parts[:i], close[0]])
-                whole = ".".join([*parts[:i], close[0], *parts[i + 1:]])
-                hint = f" Did you mean '{whole if _is_key(whole) else fixed}'?"
-            else:
-                hint = f" Valid keys of {prefix or 'the config'}: {', '.join(sorted(fields))}."
-            raise FieldError(field, f"unknown config key '{key}'.{hint}")
-        ann = fields[part].annotation
-
-
-def _is_key(key: str) -> bool:
-    try:
-        check_config_key(key, key)
-    except FieldError:
-        return False
-    return True

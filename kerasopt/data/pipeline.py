@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from kerasopt._keras import tf
+from kerasopt.config.data_schema import FileData
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.data.cache_store import CacheStore, shuffle_size
 from kerasopt.data.crops import crop_batch, crop_settings
@@ -121,7 +122,7 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     src = load_source(cfg)
     n = min(src.num_examples, d.max_examples or src.num_examples)
     if n == 0:
-        raise ConfigError(f"{src.origin} has no examples", key="data.path" if d.path else "data")
+        raise ConfigError(f"{src.origin} has no examples", key="data.path" if isinstance(d, FileData) else "data")
     y, task = _labels(src, n)
     train_idx, val_idx, stratified = split_indices(y, d.validation_split, cfg.seed, stratify=task == "classification")
     if not len(train_idx):

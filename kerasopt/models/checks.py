@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kerasopt.config.model_schema import ModelConfig
+from kerasopt.config.model_schema import ModelConfig, SequenceModel
 from kerasopt.data.spec import DataSpec
 from kerasopt.errors import ConfigError
 from kerasopt.registry import suggest
@@ -45,8 +45,9 @@ def resolve_input_shape(mcfg: ModelConfig, spec: DataSpec) -> tuple[int, ...]:
 
 
 def is_token_input(mcfg: ModelConfig, spec: Optional[DataSpec]) -> bool:
-    """True when the inputs are token ids: int32 data or ``model.vocab_size`` set."""
-    return (spec is not None and spec.input_dtype == "int32") or mcfg.vocab_size is not None
+    """True when the inputs are token ids: int32 data or ``model.vocab_size`` set (sequence models)."""
+    configured = isinstance(mcfg, SequenceModel) and mcfg.vocab_size is not None
+    return (spec is not None and spec.input_dtype == "int32") or configured
 
 
 def check_token_support(mcfg: ModelConfig, spec: DataSpec) -> None:
@@ -100,7 +101,7 @@ def require_sequence(mcfg: ModelConfig, input_shape: tuple[int, ...], tokens: bo
     )
 
 
-def resolve_vocab(mcfg: ModelConfig, spec: Optional[DataSpec]) -> int:
+def resolve_vocab(mcfg: SequenceModel, spec: Optional[DataSpec]) -> int:
     """Embedding size: ``model.vocab_size`` wins, but must cover the data's largest id.
 
     Example:

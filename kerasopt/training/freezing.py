@@ -118,10 +118,10 @@ def prepare_transfer(cfg, model: keras.Model, say, *, resume: bool) -> Optional[
     epoch is applied at once, so the optimizer, the accumulators and the EMA cover only what trains.
     """
     m = cfg.model
-    if m.weights == "imagenet":
+    if m.pretrained == "imagenet":
         say("weights: imagenet (keras.applications); the model takes raw 0..255 RGB pixels")
-    elif m.weights is not None and not resume:
-        say(f"weights: {m.weights}: {load_backbone_file(model, m.weights).describe()}")
+    elif m.pretrained is not None and not resume:
+        say(f"weights: {m.pretrained}: {load_backbone_file(model, m.pretrained).describe()}")
     if m.init_from is not None and not resume:
         say(f"init_from {m.init_from}: {warm_start(model, m.init_from).describe()}")
     plan = FreezePlan.from_config(cfg, model)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kerasopt._keras import keras
-from kerasopt.config.train_schema import OptimizerConfig
+from kerasopt.config.train_schema import (
+    AdagradOptimizer, AdamOptimizer, AdamWOptimizer, NadamOptimizer, OptimizerConfig, RMSpropOptimizer, SGDOptimizer,
+)
 from kerasopt.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer", key="train.optimizer.type")
@@ -22,36 +24,36 @@ def _common(o: OptimizerConfig) -> dict[str, Any]:
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(o: OptimizerConfig, lr):
+def _sgd(o: SGDOptimizer, lr):
     return keras.optimizers.SGD(lr, momentum=o.momentum, nesterov=o.nesterov, **_common(o))
 
 
 @OPTIMIZERS.register("adam")
-def _adam(o: OptimizerConfig, lr):
+def _adam(o: AdamOptimizer, lr):
     return keras.optimizers.Adam(lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon, amsgrad=o.amsgrad,
                                  **_common(o))
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(o: OptimizerConfig, lr):
+def _adamw(o: AdamWOptimizer, lr):
     kw = _common(o)
     kw.setdefault("weight_decay", 0.004)  # Keras' AdamW default, stated once here
     return keras.optimizers.AdamW(lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon, amsgrad=o.amsgrad, **kw)
 
 
 @OPTIMIZERS.register("rmsprop")
-def _rmsprop(o: OptimizerConfig, lr):
+def _rmsprop(o: RMSpropOptimizer, lr):
     return keras.optimizers.RMSprop(lr, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon, **_common(o))
 
 
 @OPTIMIZERS.register("adagrad")
-def _adagrad(o: OptimizerConfig, lr):
+def _adagrad(o: AdagradOptimizer, lr):
     return keras.optimizers.Adagrad(lr, initial_accumulator_value=o.initial_accumulator_value, epsilon=o.epsilon,
                                     **_common(o))
 
 
 @OPTIMIZERS.register("nadam")
-def _nadam(o: OptimizerConfig, lr):
+def _nadam(o: NadamOptimizer, lr):
     return keras.optimizers.Nadam(lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon, **_common(o))
 
 

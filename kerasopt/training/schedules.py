@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kerasopt.config.schema import ExperimentConfig
-from kerasopt.config.train_schema import ScheduleConfig
+from kerasopt.config.train_schema import (
+    ConstantSchedule, CosineSchedule, ExponentialSchedule, InverseSqrtSchedule, MultiStepSchedule, OneCycleSchedule,
+    PlateauSchedule, PolynomialSchedule, StepSchedule,
+)
 from kerasopt.errors import ConfigError
 from kerasopt.registry import Registry
 from kerasopt.training.lr_schedules import (  # noqa: F401  (re-exported: the public names)
@@ -57,12 +60,12 @@ class StepPlan:
 
 
 @SCHEDULES.register("constant")
-def _constant(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _constant(lr: float, plan: StepPlan, s: ConstantSchedule):
     return ConstantSchedule(lr)
 
 
 @SCHEDULES.register("reduce_on_plateau")
-def _plateau(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _plateau(lr: float, plan: StepPlan, s: PlateauSchedule):
     if s.min_lr >= lr:
         raise ConfigError(f"must be below the peak learning rate {lr:g}. Received: {s.min_lr}",
                           key="train.schedule.min_lr")
@@ -70,7 +73,7 @@ def _plateau(lr: float, plan: StepPlan, s: ScheduleConfig):
 
 
 @SCHEDULES.register("step")
-def _step(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _step(lr: float, plan: StepPlan, s: StepSchedule):
     size = plan.steps(s.step_epochs)
     if size <= plan.warmup_steps:
         raise ConfigError(f"the first drop must come after the warm-up ({plan.warmup_steps} steps). "
@@ -79,7 +82,7 @@ def _step(lr: float, plan: StepPlan, s: ScheduleConfig):
 
 
 @SCHEDULES.register("multistep")
-def _multistep(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _multistep(lr: float, plan: StepPlan, s: MultiStepSchedule):
     m = s.milestones
     if m[-1] >= plan.epochs:
         raise ConfigError(f"must be < train.epochs ({plan.epochs}). Received: {m}", key="train.schedule.milestones")
@@ -94,30 +97,30 @@ def _multistep(lr: float, plan: StepPlan, s: ScheduleConfig):
 
 
 @SCHEDULES.register("exponential")
-def _exponential(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _exponential(lr: float, plan: StepPlan, s: ExponentialSchedule):
     return ExponentialDecay(lr, plan.steps(s.decay_epochs), s.decay_rate, staircase=s.staircase)
 
 
 @SCHEDULES.register("cosine")
-def _cosine(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _cosine(lr: float, plan: StepPlan, s: CosineSchedule):
     if s.restart_epochs is None:
         return CosineDecay(lr, plan.decay_steps, alpha=s.alpha)
     return CosineDecayRestarts(lr, plan.steps(s.restart_epochs), t_mul=s.t_mul, m_mul=s.m_mul, alpha=s.alpha)
 
 
 @SCHEDULES.register("polynomial")
-def _polynomial(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _polynomial(lr: float, plan: StepPlan, s: PolynomialSchedule):
     return PolynomialDecay(lr, plan.decay_steps, power=s.power, alpha=s.alpha)
 
 
 @SCHEDULES.register("one_cycle")
-def _one_cycle(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _one_cycle(lr: float, plan: StepPlan, s: OneCycleSchedule):
     return OneCycle(lr, plan.decay_steps, pct_start=s.pct_start, div_factor=s.div_factor,
                     final_div_factor=s.final_div_factor)
 
 
 @SCHEDULES.register("inverse_sqrt")
-def _inverse_sqrt(lr: float, plan: StepPlan, s: ScheduleConfig):
+def _inverse_sqrt(lr: float, plan: StepPlan, s: InverseSqrtSchedule):
     return InverseSqrtDecay(lr, plan.steps(s.timescale_epochs))
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kerasopt.config.loader import apply_overrides, validate_dict
+from kerasopt.config.loader import apply_overrides, drop_switched, validate_dict
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.config.tune_schema import ParamSpec, TuneConfig
 from kerasopt.errors import ConfigError
@@ -131,26 +131,15 @@ def trial_config(base: ExperimentConfig, values: Mapping[str, Any],
     """
     data = base.model_dump(mode="json", exclude_unset=True)
     data.pop("tune", None)
-    data = apply_overrides(data, {**dict(values), **dict(extra or {})})
-    for _ in range(64):
-        try:
-            return validate_dict(data)
-        except ConfigError as e:
-            if not (e.key and e.message.startswith(_NOT_APPLICABLE)):
-                raise
-            if e.key in values:
-                raise ConfigError(f"{e.message}; give it a `when:` condition", key=f"tune.space.{e.key}") from None
-            data = _drop(data, e.key)
-    raise ConfigError("too many keys that do not apply to the trial's choices", key="tune.space")
-
-
-def _drop(data: dict, key: str) -> dict:
-    *parents, leaf = key.split(".")
-    node = data
-    for p in parents:
-        node = node[p]
-    node.pop(leaf)
-    return data
+    settings = {**dict(values), **dict(extra or {})}
+    drop_switched(data, apply_overrides({}, settings))
+    data = apply_overrides(data, settings)
+    try:
+        return validate_dict(data)
+    except ConfigError as e:
+        if e.key in values and e.message.startswith(_NOT_APPLICABLE):
+            raise ConfigError(f"{e.message}; give it a `when:` condition", key=f"tune.space.{e.key}") from None
+        raise
 
 
 def samples(spec: ParamSpec) -> list[Any]:

@@ -75,4 +75,7 @@ def test_json_schema_lists_sections_and_forbids_extras():
     schema = ExperimentConfig.model_json_schema()
     assert {"data", "model", "train", "callbacks", "distribute", "export"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
-    assert schema["$defs"]["DataConfig"]["additionalProperties"] is False
+    data = schema["properties"]["data"]
+    assert data["discriminator"]["propertyName"] == "source"
+    assert {ref["$ref"] for ref in data["oneOf"]} == set(data["discriminator"]["mapping"].values())
+    assert all(schema["$defs"][ref["$ref"].split("/")[-1]]["additionalProperties"] is False for ref in data["oneOf"])

@@ -285,10 +285,15 @@ def test_schema_errors_name_the_key(schedule, key, fragment):
     assert fragment in str(exc.value)
 
 
-def test_schema_tolerates_a_key_at_its_default():
-    # A dumped, fully resolved config carries every key at its default.
-    cfg = _cfg({"type": "constant", "gamma": 0.1, "mode": "auto", "t_mul": 1.0})
-    assert _cfg(cfg.train.schedule.model_dump()).train.schedule == cfg.train.schedule
+def test_schedule_dump_round_trips_and_holds_only_its_types_keys():
+    # train.schedule is a union by type: a dump carries the chosen type's keys, and another
+    # type's key is an error even at its default.
+    cfg = _cfg({"type": "step", "step_epochs": 2})
+    dumped = cfg.train.schedule.model_dump()
+    assert set(dumped) == {"type", "gamma", "step_epochs", "warmup_epochs", "warmup_steps", "scale_by_world_size"}
+    assert _cfg(dumped).train.schedule == cfg.train.schedule
+    with pytest.raises(ConfigError, match="does not apply to type 'constant'"):
+        _cfg({"type": "constant", "gamma": 0.1})
 
 
 @pytest.mark.parametrize(
