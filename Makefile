@@ -46,8 +46,12 @@ reliability-long: install horovod
 notebooks: install
 	$(BIN)/pytest -q tests/notebooks
 
+# ruff, the import contracts in .importlinter (layers; no TensorFlow under config) and the graph test
+# (no import cycle, function-local imports and package __init__s counted; no private name across packages).
 lint: install
-	$(BIN)/ruff check kerasopt callbacks tests
+	$(BIN)/ruff check kerasopt callbacks tests scripts
+	$(BIN)/python scripts/import_graph.py lint-imports
+	$(BIN)/pytest -q tests/test_import_graph.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info

@@ -11,8 +11,8 @@ Importing kerasopt does not import TensorFlow; ``fit``, ``evaluate`` and ``predi
 
 from kerasopt.config import ExperimentConfig, load_config
 from kerasopt.errors import ConfigError
+from kerasopt.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["ConfigError", "ExperimentConfig", "evaluate", "fit", "load_config", "predict", "__version__"]
 
 

@@ -157,7 +157,7 @@ def exit_code(results: list[dict[str, Any]]) -> int:
 def document(config: ConfigSource, overrides: Sequence[str], variant_options: Sequence[str], mode: str, steps: int,
              warmup: Optional[int], results: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON written by ``kerasopt bench``."""
-    from kerasopt import __version__
+    from kerasopt.version import __version__
 
     return {
         "kerasopt": __version__, "config": str(config) if not isinstance(config, Mapping) else dict(config),

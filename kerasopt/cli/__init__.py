@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import click
 
-from kerasopt import __version__
 from kerasopt.cli.bench import bench
 from kerasopt.cli.compress import export, prune, quantize
 from kerasopt.cli.predict import predict
 from kerasopt.cli.reports import compare, report
 from kerasopt.cli.train import evaluate, fit, schema, validate
 from kerasopt.cli.tune import tune
+from kerasopt.version import __version__
 
 __all__ = ["main"]
 

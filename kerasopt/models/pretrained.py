@@ -88,7 +88,7 @@ def read_weights(path: Path | str, key: str) -> dict[str, list[np.ndarray]]:
         if p.suffix == ".h5" and _is_weights_h5(p):
             return _read_h5_weights(p)
         if p.suffix in (".h5", ".keras"):
-            import kerasopt.models  # noqa: F401  (registers custom layers such as PositionEmbedding)
+            import kerasopt.models.transformer  # noqa: F401  (registers PositionEmbedding; not the package: a cycle)
 
             model = keras.models.load_model(p, compile=False)
             return {layer.name: layer.get_weights() for layer in _flat_layers(model) if layer.weights}

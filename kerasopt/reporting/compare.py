@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import kerasopt.reporting.plots as plots  # by its own name: importing kerasopt.reporting would be a cycle
 from kerasopt.errors import ConfigError
-from kerasopt.reporting import plots
 from kerasopt.reporting.document import Document, Figure, Section, Table, Text, fmt
 from kerasopt.reporting.rundata import RunData, load_run
 from kerasopt.reporting.sections import best_of

@@ -37,7 +37,7 @@ def describe_preprocessing(cfg, spec, model) -> dict[str, Any]:
     Example: for an ``image_dir`` run on 16x16 RGB files, ``describe_preprocessing(cfg, bundle.spec,
     model)["image"]`` is ``{"size": [16, 16], "channels": 3}`` and ``["kind"]`` is ``"image"``.
     """
-    from kerasopt import __version__
+    from kerasopt.version import __version__
 
     d = cfg.data
     units = int(model.outputs[0].shape[-1])
