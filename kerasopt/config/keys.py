@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 from pydantic import BaseModel
 

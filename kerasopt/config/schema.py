@@ -11,11 +11,11 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from kerasopt.config import metric_names
 from kerasopt.config.base import Choice, FieldError, Strict
 from kerasopt.config.compress_schema import DistillConfig, PruneConfig, QuantizeConfig
 from kerasopt.config.data_schema import AnyData, SklearnData
 from kerasopt.config.keys import check_config_key
+from kerasopt.config.metric_names import unlogged
 from kerasopt.config.model_schema import AnyModel, CNNModel
 from kerasopt.config.train_schema import PlateauSchedule, TrainConfig
 from kerasopt.config.tune_schema import TuneConfig
@@ -189,7 +189,7 @@ class ExperimentConfig(Strict):
         if self.tune is not None:
             monitors.append(("tune.objective.metric", self.tune.objective.metric))
         for key, name in monitors:
-            why = metric_names.unlogged(name, t.metrics)
+            why = unlogged(name, t.metrics)
             if why:
                 raise FieldError(key, why)
         if self.tune is not None:

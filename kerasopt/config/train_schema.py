@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from kerasopt.config import metric_names
 from kerasopt.config.base import Choice, FieldError, Strict, choice_union
+from kerasopt.config.metric_names import canonical
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam")
 SCHEDULES = (
@@ -280,7 +280,7 @@ class TrainConfig(Strict):
             return None
         seen: dict[str, str] = {}
         for name in names:
-            canon = metric_names.canonical(name)  # ValueError names the choices
+            canon = canonical(name)  # ValueError names the choices
             if canon in seen:
                 raise ValueError(f"'{seen[canon]}' and '{name}' are the same metric ('{canon}'): list it once")
             seen[canon] = name

@@ -14,8 +14,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from kerasopt.config import metric_names
 from kerasopt.config.base import FieldError, Strict, check_applicable
+from kerasopt.config.metric_names import higher_is_better
 
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 PARAM_TYPES = ("float", "int", "choice", "bool")
@@ -98,7 +98,7 @@ class ObjectiveConfig(Strict):
     def direction(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "max" if metric_names.higher_is_better(self.metric) else "min"
+        return "max" if higher_is_better(self.metric) else "min"
 
 
 class TuneConfig(Strict):

@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.config.train_schema import (
-    ConstantSchedule, CosineSchedule, ExponentialSchedule, InverseSqrtSchedule, MultiStepSchedule, OneCycleSchedule,
-    PlateauSchedule, PolynomialSchedule, StepSchedule,
+    CosineSchedule,
+    ExponentialSchedule,
+    InverseSqrtSchedule,
+    MultiStepSchedule,
+    OneCycleSchedule,
+    PlateauSchedule,
+    PolynomialSchedule,
+    ScheduleConfig,
+    StepSchedule,
 )
 from kerasopt.errors import ConfigError
 from kerasopt.registry import Registry
@@ -60,7 +67,7 @@ class StepPlan:
 
 
 @SCHEDULES.register("constant")
-def _constant(lr: float, plan: StepPlan, s: ConstantSchedule):
+def _constant(lr: float, plan: StepPlan, s: ScheduleConfig):
     return ConstantSchedule(lr)
 
 

@@ -22,8 +22,8 @@ BASE = {"data": {"source": "sklearn", "name": "digits"}}
 # Keys of other types that the flat schema used to print for the CNN demo.
 OTHER_MODEL_KEYS = {"depth", "variant", "num_heads", "hidden_units", "units", "alpha", "builder", "kwargs", "weights",
                     "small_image_stem", "width", "embedding_dim", "ff_dim", "vocab_size", "bidirectional", "num_layers"}
-CNN_KEYS = {"type", "filters", "kernel_size", "dense_units", "head", "num_classes", "input_shape", "dropout", "l1", "l2",
-            "batch_norm", "bn_momentum", "activation", "init_from", "freeze"}
+CNN_KEYS = {"type", "filters", "kernel_size", "dense_units", "head", "num_classes", "input_shape", "dropout", "l1",
+            "l2", "batch_norm", "bn_momentum", "activation", "init_from", "freeze"}
 COSINE_KEYS = {"type", "alpha", "restart_epochs", "t_mul", "m_mul", "warmup_epochs", "warmup_steps",
                "scale_by_world_size"}
 
@@ -89,7 +89,8 @@ def test_defaults_pick_the_default_type_of_each_section():
 
 
 def test_family_base_builds_the_chosen_option():
-    assert type(ModelConfig(type="resnet", depth=18)) is ResNetModel and ModelConfig(type="resnet", depth=18).depth == 18
+    resnet = ModelConfig(type="resnet", depth=18)
+    assert type(resnet) is ResNetModel and resnet.depth == 18
     assert type(ModelConfig()) is CNNModel
     assert type(DataConfig(source="csv", path="a.csv", label_column="y")) is CSVData
     assert type(OptimizerConfig(type="sgd", momentum=0.9)) is SGDOptimizer
@@ -212,8 +213,8 @@ def test_a_pre_union_run_config_still_loads(tmp_path):
 
 def test_json_schema_has_a_discriminator_per_union_and_validates_the_recipes():
     jsonschema = pytest.importorskip("jsonschema")
-    from kerasopt.config.schema import ExperimentConfig
     from kerasopt.config.loader import _resolve_extends
+    from kerasopt.config.schema import ExperimentConfig
 
     schema = ExperimentConfig.model_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
