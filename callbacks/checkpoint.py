@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .._keras import keras, tf
-from ..config.metric_names import higher_is_better
-from ..errors import ConfigError
 from .base import StatefulCallback, is_scalar
+from .monitor import MonitorCallback
 
 PREFIX = "ckpt"
 
@@ -326,7 +325,7 @@ def _finite(logs: dict) -> bool:
     return loss is None or math.isfinite(float(loss))
 
 
-class AtomicCheckpoint(StatefulCallback):
+class AtomicCheckpoint(MonitorCallback):
     """Save ``last`` after every epoch (and every ``every_n_steps``), ``best`` and the top-k.
 
     An epoch whose loss is not finite is never saved: nothing good is overwritten.
@@ -348,16 +347,11 @@ class AtomicCheckpoint(StatefulCallback):
                  config: Optional[dict] = None, callbacks: Optional[list] = None,
                  skip_save: Optional[Callable[[], bool]] = None, scratch: bool = False,
                  traced: bool = True) -> None:
-        super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
         if save_top_k < 1:
             raise ValueError(f"`save_top_k` must be >= 1. Received: save_top_k={save_top_k}")
+        # no min_delta: any gain is a new best
+        super().__init__(monitor, mode, config_key="callbacks.checkpoint.monitor")
         self.folder = Path(folder)
-        self.monitor = monitor
-        if mode == "auto":
-            mode = "max" if higher_is_better(monitor) else "min"
-        self.mode = mode
         self.save_top_k = save_top_k
         self.every_n_steps = every_n_steps
         self.fingerprint = fingerprint
@@ -484,29 +478,19 @@ class AtomicCheckpoint(StatefulCallback):
         """Save ``last`` mid-epoch (SIGTERM): the resumed run skips the batches already done."""
         return self.save("last", epoch=self._epoch, batch=self._batches_done, logs=logs)
 
-    def _better(self, value: float, than: Optional[float]) -> bool:
-        if than is None:
-            return True
-        return value < than if self.mode == "min" else value > than
-
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.skip_save() or not _finite(logs):
             return
-        if self.monitor not in logs:
-            raise ConfigError(
-                f"'{self.monitor}' is not among the logged metrics: {', '.join(sorted(logs))}",
-                key="callbacks.checkpoint.monitor",
-            )
-        value = float(logs[self.monitor])
-        improved = math.isfinite(value) and self._better(value, self.best_value)
+        value = self.monitored(logs)
+        improved = math.isfinite(value) and self.improved(value, self.best_value)
         if improved:
             self.best_value = value
         entered = math.isfinite(value) and (
-            len(self.top_k) < self.save_top_k or self._better(value, self.top_k[-1][0]))
+            len(self.top_k) < self.save_top_k or self.improved(value, self.top_k[-1][0]))
         if entered:
             self.top_k.append((value, epoch + 1))
-            self.top_k.sort(key=lambda t: t[0], reverse=self.mode == "max")
+            self.top_k = self.rule.ranked(self.top_k, lambda t: t[0])
             dropped = self.top_k[self.save_top_k:]
             self.top_k = self.top_k[: self.save_top_k]
         last = self.save("last", epoch=epoch + 1, batch=0, logs=logs, value=value)

@@ -8,12 +8,10 @@ from typing import Any, Optional
 import numpy as np
 
 from .._keras import keras, tf
-from ..config.metric_names import higher_is_better
-from ..errors import ConfigError
-from .base import StatefulCallback
+from .monitor import MonitorCallback
 
 
-class ResumableEarlyStopping(StatefulCallback):
+class ResumableEarlyStopping(MonitorCallback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     Unlike Keras' own, the wait counter, the best value and (with
@@ -25,17 +23,10 @@ class ResumableEarlyStopping(StatefulCallback):
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", patience: int = 5, min_delta: float = 0.0,
                  restore_best_weights: bool = True) -> None:
-        super().__init__()
         if patience < 0:
             raise ValueError(f"`patience` must be >= 0. Received: patience={patience}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"`mode` must be auto, min or max. Received: mode={mode}")
-        self.monitor = monitor
-        if mode == "auto":
-            mode = "max" if higher_is_better(monitor) else "min"
-        self.mode = mode
+        super().__init__(monitor, mode, min_delta, config_key="callbacks.early_stopping.monitor")
         self.patience = patience
-        self.min_delta = abs(min_delta)
         self.restore_best_weights = restore_best_weights
         self.wait = 0
         self.best: Optional[float] = None
@@ -67,23 +58,12 @@ class ResumableEarlyStopping(StatefulCallback):
         self.best_epoch = state.get("best_epoch")
         self.stopped_epoch = int(state.get("stopped_epoch", 0))
 
-    def _improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_train_begin(self, logs=None):
         self.build(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise ConfigError(f"'{self.monitor}' is not among the logged metrics: {', '.join(sorted(logs))}",
-                              key="callbacks.early_stopping.monitor")
-        value = float(logs[self.monitor])
-        if self._improved(value):
+        value = self.monitored(logs)
+        if self.improved(value, self.best):
             self.best, self.best_epoch, self.wait = value, epoch + 1, 0
             if self._best_weights is not None:
                 current = self.weights_fn(self.model) if self.weights_fn else self.model.get_weights()

@@ -6,12 +6,8 @@ import math
 from typing import Any, Optional
 
 from .._keras import keras
-from ..config.metric_names import higher_is_better
-from ..errors import ConfigError
-from .base import StatefulCallback
+from .monitor import MonitorCallback
 
-# Metrics where higher is better; ``mode: auto`` maximises a monitor whose name contains one.
-_MODES = ("auto", "min", "max")
 # float32 holds the scale, so "already at min_lr" needs a little slack.
 _REL_TOL = 1e-6
 
@@ -32,7 +28,7 @@ def find_scaled_schedule(optimizer) -> Any:
     return lr
 
 
-class ReduceLROnPlateau(StatefulCallback):
+class ReduceLROnPlateau(MonitorCallback):
     """Multiply the LR by ``factor`` after ``patience`` epochs without improvement (Keras' semantics).
 
     The change goes through the schedule's ``scale`` variable, so it works under XLA and
@@ -49,32 +45,23 @@ class ReduceLROnPlateau(StatefulCallback):
     def __init__(self, schedule: Optional[Any] = None, *, monitor: str = "val_loss", factor: float = 0.1,
                  patience: int = 10, mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
                  min_lr: float = 0.0) -> None:
-        super().__init__()
         if not 0.0 < factor < 1.0:
             raise ValueError(f"`factor` must be in (0, 1). Received: factor={factor}")
         for name, value in (("patience", patience), ("cooldown", cooldown), ("min_delta", min_delta),
                             ("min_lr", min_lr)):
             if value < 0:
                 raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
-        if mode not in _MODES:
-            raise ValueError(f"`mode` must be one of {', '.join(_MODES)}. Received: mode={mode!r}")
+        super().__init__(monitor, mode, min_delta, config_key="train.schedule.monitor")
         self.schedule = schedule
-        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
-        self.min_delta, self.cooldown, self.min_lr = float(min_delta), int(cooldown), float(min_lr)
-        self.mode = mode
-        self.maximize = mode == "max" or (mode == "auto" and higher_is_better(monitor))
+        self.factor, self.patience = float(factor), int(patience)
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
         self._pending_scale: Optional[float] = None
         self._reset()
 
     def _reset(self) -> None:
         self.wait = 0
         self.cooldown_counter = 0
-        self.best = -math.inf if self.maximize else math.inf
-
-    def _improved(self, current: float) -> bool:
-        if self.maximize:
-            return current > self.best + self.min_delta
-        return current < self.best - self.min_delta
+        self.best = self.rule.worst  # not None: a NaN first epoch must not become the best
 
     def _schedule(self):
         if self.schedule is None:
@@ -96,18 +83,11 @@ class ReduceLROnPlateau(StatefulCallback):
             self._pending_scale = None
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise ConfigError(
-                f"ReduceLROnPlateau monitors '{self.monitor}', which is not in the logs. "
-                f"Available metrics: {', '.join(sorted(logs)) or 'none'}",
-                key="train.schedule.monitor",
-            )
-        current = float(logs[self.monitor])
+        current = self.monitored(logs)
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(current):
+        if self.improved(current, self.best):
             self.best = current
             self.wait = 0
         elif self.cooldown_counter == 0:
@@ -139,7 +119,7 @@ class ReduceLROnPlateau(StatefulCallback):
         self.wait = int(state["wait"])
         self.cooldown_counter = int(state["cooldown_counter"])
         best = state.get("best")
-        self.best = (-math.inf if self.maximize else math.inf) if best is None else float(best)
+        self.best = self.rule.worst if best is None else float(best)
         scale = state.get("scale")
         if scale is not None:
             if self.schedule is not None:

@@ -10,7 +10,6 @@ as training are applied, so a prediction equals ``model(x)`` for ``x`` as traini
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from kerasopt.errors import ConfigError
+from kerasopt.io.atomic import AtomicFile
 
 SUMMARY_CLASSES = 10  # classes listed in the printed summary (PredictionSummary.class_counts has all)
 
@@ -228,8 +228,8 @@ class _Writer:
                  carried: list[str]) -> None:
         self.out, self.classes, self.top_k, self.rows = out, classes, top_k, 0
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        self.file = self.tmp.open("w", newline="")
+        self.staged = AtomicFile(out, "w", newline="")
+        self.file = self.staged.file
         self.csv = csv.writer(self.file)
         if classes is None:
             produced = ["prediction"] if label_dim == 1 else [f"prediction_{j}" for j in range(label_dim)]
@@ -266,11 +266,8 @@ class _Writer:
         return {name: int(n) for name, n in zip(self.classes, self.counts)}
 
     def commit(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.out)
+        self.staged.commit()
 
     def discard(self) -> None:
         """Close and remove the temporary file if ``commit`` did not run (an error midway leaves no half file)."""
-        if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        self.staged.discard()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from kerasopt.errors import ConfigError
+from kerasopt.io import atomic
 
 ENV_VAR = "KERASOPT_CACHE_DIR"
 
@@ -54,23 +55,6 @@ def digest(payload: Any, length: int = 20) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A kill leaves the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_json(path: Path) -> Optional[Any]:
     """The JSON in ``path``, or ``None`` when it is missing or unreadable (a cache miss, never an error)."""
     try:
@@ -80,5 +64,5 @@ def read_json(path: Path) -> Optional[Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """``write_atomic`` of ``data`` as indented JSON."""
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+    """Cache JSON (indented by 1, sorted keys, anything else as ``str``), written atomically."""
+    atomic.write_json(path, data, indent=1, sort_keys=True, default=str, newline=False)

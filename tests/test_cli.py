@@ -198,7 +198,7 @@ def test_callbacks_folder_is_not_importable_as_top_level():
 
 def test_console_lines_print_brackets_as_text(capsys):
     """A disk-cache path in brackets made `kerasopt fit` crash with rich's MarkupError."""
-    from kerasopt.training.report import console_print
+    from kerasopt.io.console import console_print
 
     line = "data: cache: on disk; val: reused [/tmp/c/data/shard-*.tfrecord-49183ee3c29c-val]; [bold]x[/bold]"
     console_print(line)

@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         result, code = {"ok": False, "error": f"{type(e).__name__}: {first}", "bad_input": False}, 1
         if os.environ.get("KERASOPT_DEBUG"):
             traceback.print_exc()
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, result_path)
+    from kerasopt.io.atomic import write_json
+
+    write_json(result_path, result, default=float, newline=False)
     return code
 
 

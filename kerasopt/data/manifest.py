@@ -29,7 +29,8 @@ from kerasopt._keras import tf
 from kerasopt.data.checkprogress import CheckProgress
 from kerasopt.data.filecheck import check_images, file_reason
 from kerasopt.errors import ConfigError
-from kerasopt.usercache import cache_dir, digest, read_json, write_atomic
+from kerasopt.io.atomic import write_bytes, write_text
+from kerasopt.usercache import cache_dir, digest, read_json
 
 log = logging.getLogger("kerasopt.data")
 
@@ -51,11 +52,11 @@ def manifest_file(kind: str, key: dict, suffix: str) -> Optional[Path]:
 
 
 def save_manifest(path: Optional[Path], data: bytes | str) -> None:
-    """``write_atomic``, where a failure is one warning line: the cache never fails a run."""
+    """An atomic write where a failure is one warning line: the cache never fails a run."""
     if path is None:
         return
     try:
-        write_atomic(path, data)
+        (write_text if isinstance(data, str) else write_bytes)(path, data)
     except OSError as e:
         log.warning(f"file checks are not kept between runs: could not write {path} ({e.strerror or e})")
 

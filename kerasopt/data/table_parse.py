@@ -13,9 +13,6 @@ the first bad cell (the error path only).
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 
 from kerasopt.errors import ConfigError
+from kerasopt.io.atomic import staged_folder
 from kerasopt.registry import suggest
 from kerasopt.usercache import write_json
 
@@ -58,20 +56,11 @@ def source_stat(path: Path) -> dict[str, int]:
 def build(req: TableRequest, path: Path, folder: Path) -> dict:
     """Parse ``path`` into ``folder`` (written to a temporary sibling, then renamed into place)."""
     t0 = time.perf_counter()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     try:
-        manifest = _write(req, path, tmp)
-        manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / "manifest.json", manifest)
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_folder(folder) as tmp:
+            manifest = _write(req, path, tmp)
+            manifest["build_seconds"] = round(time.perf_counter() - t0, 3)
+            write_json(tmp / "manifest.json", manifest)
     finally:
         _release_arrow_memory()
     return manifest

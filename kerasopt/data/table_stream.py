@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
 from pathlib import Path
 from typing import Optional
@@ -27,6 +26,7 @@ from kerasopt._keras import tf
 from kerasopt.data.source_base import Stream, as_written
 from kerasopt.data.table_cache import Table
 from kerasopt.data.transforms import RunningStats
+from kerasopt.io.atomic import open_atomic
 
 CHUNK_ROWS = 8192  # rows gathered and encoded per call: ~1 MB for 30 columns
 STATS_ROWS = 262144  # rows of the file per step of the statistics pass
@@ -170,9 +170,8 @@ def save_stats(path: Path, stats: RunningStats) -> None:
         return
     try:
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
-        np.savez(tmp, count=stats.count, total=stats.total, squares=stats.squares, low=stats.low, high=stats.high)
-        os.replace(tmp, path)
+        with open_atomic(path, "wb") as f:
+            np.savez(f, count=stats.count, total=stats.total, squares=stats.squares, low=stats.low, high=stats.high)
     except OSError:
         pass
 

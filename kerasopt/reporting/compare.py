@@ -135,10 +135,10 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], output: str | os.PathLik
     if not out.parent.is_dir():
         raise ConfigError(f"--output: the folder {out.parent} does not exist")
     doc = build_compare(runs)
+    from kerasopt.io.atomic import write_text
     from kerasopt.reporting.html import render_html
-    from kerasopt.training.rundir import write_text_atomic
 
-    write_text_atomic(out, render_html(doc))
+    write_text(out, render_html(doc))
     return {"html": out, "table": doc.sections[0].blocks[0], "runs": runs}
 
 

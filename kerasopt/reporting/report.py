@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-import kerasopt.reporting.plots as plots  # by its own name: importing kerasopt.reporting would be a cycle
 from kerasopt.errors import ConfigError
+from kerasopt.io.atomic import staged_folder, write_text
+from kerasopt.reporting import plots
 from kerasopt.reporting.document import Document, Figure, Section, Table, Text, fmt
 from kerasopt.reporting.rundata import RunData, load_run
 from kerasopt.reporting.sections import checkpoints_section, config_section, device_section, median_of, overview_section
@@ -39,13 +39,12 @@ def write_report(run_dir: str | os.PathLike, *, model: Any = None, bundle: Any =
     doc = build_report(run, model=model, bundle=bundle, evaluate=evaluate)
     from kerasopt.reporting.html import render_html
     from kerasopt.reporting.markdown import render_markdown
-    from kerasopt.training.rundir import write_text_atomic
 
     html = render_html(doc)
     markdown = render_markdown(doc, FIGURES_DIR)
     figures = _write_figures(run.path / FIGURES_DIR, doc.figures)
-    write_text_atomic(run.path / "report.md", markdown)
-    write_text_atomic(run.path / "report.html", html)
+    write_text(run.path / "report.md", markdown)
+    write_text(run.path / "report.html", html)
     return {"html": run.path / "report.html", "markdown": run.path / "report.md", "figures": figures}
 
 
@@ -199,16 +198,8 @@ def _classes_section(run: RunData, model: Any, bundle: Any, evaluate: bool) -> S
 
 def _write_figures(folder: Path, figures: list[Figure]) -> Path:
     """Replace ``folder`` with the new PNGs: written beside it, then swapped in."""
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for f in figures:
-        (tmp / f"{f.name}.png").write_bytes(f.png)
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_folder(folder) as tmp:
+        for f in figures:
+            (tmp / f"{f.name}.png").write_bytes(f.png)
     return folder
 

@@ -6,7 +6,6 @@ second. Every problem with the folder is a ``ConfigError`` that names it.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from kerasopt.errors import ConfigError
+from kerasopt.io import history
 
 # history.csv columns that are not model metrics (logged by kerasopt's own callbacks)
 NON_METRICS = ("epoch", "lr", "examples_per_sec", "step_time_ms")
@@ -98,40 +98,20 @@ def load_run(path: str | Path) -> RunData:
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
-    """``history.csv`` as columns of floats; a repeated epoch (NaN recovery, resume) keeps its last row.
-
-    Example:
-        >>> read_history(Path("runs/digits_cnn/history.csv"))["val_accuracy"][-1]  # doctest: +SKIP
-        0.997
+    """``history.csv`` as columns of floats (:func:`kerasopt.io.history.read_history`: a repeated epoch
+    keeps its last row); a run with no finished epoch is a ``ConfigError``, since a report needs one.
     """
     run = path.parent
     if not path.is_file():
         raise ConfigError(f"{run} has no training history yet (no history.csv): "
                           "the report needs at least one finished epoch")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "epoch" not in reader.fieldnames:
-            raise ConfigError(f"{run} has no training history yet ({path.name} has no header with 'epoch')")
-        columns = [c for c in reader.fieldnames if c]
-        by_epoch: dict[int, dict[str, float]] = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                epoch = int(float(row["epoch"]))
-            except (TypeError, ValueError):
-                raise ConfigError(f"{path}: line {line}: epoch is not a number. Received: {row['epoch']!r}") from None
-            by_epoch[epoch] = {c: _num(row.get(c)) for c in columns}
-    if not by_epoch:
+    columns = history.read_history(path)
+    if "epoch" not in columns:
+        raise ConfigError(f"{run} has no training history yet ({path.name} has no header with 'epoch')")
+    if not columns["epoch"]:
         raise ConfigError(f"{run} has no training history yet ({path.name} has no rows): "
                           "the report needs at least one finished epoch")
-    rows = [by_epoch[e] for e in sorted(by_epoch)]
-    return {c: [r[c] for r in rows] for c in columns}
-
-
-def _num(text: Optional[str]) -> float:
-    try:
-        return float(text) if text not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
+    return columns
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kerasopt.config.metric_names import higher_is_better
+from kerasopt.monitor import Monitor
 from kerasopt.reporting.document import Code, Section, Table, Text, fmt
 from kerasopt.reporting.rundata import NON_METRICS, RunData
 
@@ -18,9 +18,8 @@ def best_of(run: RunData, key: str) -> tuple[float, int] | None:
     vals = run.series(key)
     if vals is None:
         return None
-    pairs = [(v, e) for v, e in zip(vals, run.epochs) if math.isfinite(v)]
-    pick = max if higher_is_better(key) else min
-    return pick(pairs, key=lambda p: p[0])
+    best = Monitor(key).best_of(vals)
+    return None if best is None else (best[0], run.epochs[best[1]])
 
 
 def median_of(run: RunData, key: str) -> float | None:

@@ -9,7 +9,6 @@ the last good checkpoint is reloaded, the LR scale is multiplied by
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -21,19 +20,11 @@ from kerasopt._keras import keras
 from kerasopt.callbacks.base import StatefulCallback
 from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_checkpoint
 from kerasopt.errors import TrainingDiverged
+from kerasopt.io.history import trim_history
 
-
-def trim_history_csv(path: Path, keep_epochs: int) -> None:
-    """Drop CSV rows of epochs ``>= keep_epochs`` (a rewound or resumed run rewrites them)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < keep_epochs]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
+# The old name, imported from here only by training/fit.py until its owner switches to
+# kerasopt.io.history.trim_history; nothing else may.
+trim_history_csv = trim_history
 
 
 def lr_scale_variable(model: keras.Model):
@@ -141,7 +132,7 @@ class TrainingLoop:
         for e in [e for e in self.epoch_logs if e >= int(meta["epoch"])]:
             del self.epoch_logs[e]
         if self.history_csv is not None:  # the chief's file
-            trim_history_csv(self.history_csv, int(meta["epoch"]))
+            trim_history(self.history_csv, int(meta["epoch"]))
         return int(meta["epoch"]), int(meta.get("batch", 0))
 
     def history(self) -> dict[str, list[float]]:

@@ -121,7 +121,7 @@ def write_preprocessing(run_dir: Path, cfg, spec, model, say: Callable[[str], No
     Example: ``fit`` calls ``write_preprocessing(rd.path, cfg, bundle.spec, model, say)`` after the
     exports and gets ``Path("runs/x/preprocess.json")``, or None after saying why it could not.
     """
-    from kerasopt.training.rundir import write_json
+    from kerasopt.io.atomic import write_json
 
     path = Path(run_dir) / PREPROCESS_FILE
     try:

@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import math
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from kerasopt.config.metric_names import higher_is_better
-from kerasopt.training.rundir import RunDir, write_json
+from kerasopt.io.atomic import write_json
+from kerasopt.io.console import console_print, print_table
+from kerasopt.io.history import read_metrics
+from kerasopt.monitor import Monitor
+from kerasopt.training.rundir import RunDir
 
-_console = Console(highlight=False)
-
-
-def console_print(msg: str) -> None:
-    _console.print(msg, soft_wrap=True, markup=False)  # paths like "[/data/x]" are text, not tags
-
-
-def _best(history: dict[str, list[float]], key: str) -> tuple[float, int] | None:
-    vals = history.get(key) or []
-    kept = [i for i, v in enumerate(vals) if math.isfinite(v)]  # a NaN epoch is never the best
-    if not kept:
-        return None
-    maximize = higher_is_better(key)
-    idx = max(kept, key=vals.__getitem__) if maximize else min(kept, key=vals.__getitem__)
-    return vals[idx], idx
-
-
-def read_history_csv(path: Path) -> dict[str, list[float]]:
-    """``history.csv`` (Keras' CSVLogger, one row per epoch from the run's start) -> ``{key: values}``.
-
-    Example:
-        >>> # epoch,loss,val_accuracy / 0,0.9,0.5 / 1,0.4,0.8  ->  {"loss": [0.9, 0.4], "val_accuracy": [0.5, 0.8]}
-    """
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return {}
-
-    def number(text: str | None) -> float:
-        try:
-            return float(text) if text not in (None, "") else float("nan")
-        except ValueError:
-            return float("nan")
-
-    rows.sort(key=lambda r: number(r.get("epoch")))
-    keys = [k for k in (rows[0].keys() if rows else []) if k and k != "epoch"]
-    return {k: [number(r.get(k)) for r in rows] for k in keys}
+# console_print is imported from here by training/fit.py and compress/pipeline.py until their owners switch
+# to kerasopt.io.console; nothing else may.
+__all__ = ["console_print", "finish_run", "print_summary", "summarize"]
 
 
 def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, Any]:
@@ -61,7 +25,7 @@ def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, 
     final = {k: v[-1] for k, v in history.items() if v and k not in skip}
     best = {}
     for k in final:
-        b = _best(history, k)
+        b = Monitor(k).best_of(history[k])  # a NaN epoch is never the best
         if b:
             best[k] = {"value": b[0], "epoch": initial_epoch + b[1] + 1}
     return {"final": final, "best": best}
@@ -92,7 +56,7 @@ def finish_run(cfg, rd: RunDir, model, history, named, decision, choice, spec, b
     if initial_epoch and write:
         # A resumed segment's history starts at initial_epoch; history.csv holds every epoch of the
         # run (rows of a rewound epoch were trimmed), so "best" is over the whole run.
-        whole = read_history_csv(rd.history)
+        whole = read_metrics(rd.history)
         if len(next(iter(whole.values()), [])) == initial_epoch + len(next(iter(history.values()), [])):
             summary["best"] = {k: v for k, v in summarize(whole, 0)["best"].items() if k in summary["final"]}
     metrics: dict[str, Any] = {
@@ -160,15 +124,7 @@ def print_summary(metrics: dict[str, Any], rd: RunDir, say: Callable[[str], None
     for k, v in metrics["final"].items():
         b = metrics["best"].get(k, {})
         table.add_row(k, f"{v:.4f}", f"{b.get('value', float('nan')):.4f}", str(b.get("epoch", "")))
-    if say is None or say is console_print:
-        _console.print(table)
-    else:  # a caller-supplied printer (notebooks, tests, quiet runs) gets the table as text
-        import io
-
-        # force_jupyter=False: in a notebook rich would otherwise display the table instead of writing it to buf
-        buf = Console(file=io.StringIO(), width=100, highlight=False, force_jupyter=False)
-        buf.print(table)
-        say(buf.file.getvalue().rstrip())
+    print_table(table, say)  # a caller-supplied printer (notebooks, tests, quiet runs) gets it as text
     tput = metrics["throughput"]["examples_per_sec_median"]
     lines = [
         f"run directory: {rd.path}",

@@ -8,16 +8,22 @@ checks happen before anything is written.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from kerasopt.config.loader import dump_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
+from kerasopt.io.atomic import write_json, write_text
+
+# The old home of the atomic writers, kept only for kerasopt/compress/pipeline.py (its owner switches it
+# to kerasopt.io.atomic, then these two names go): nothing else may import them from here.
+write_text_atomic = write_text
+__all__ = ["MARKER", "RunDir", "check_overwrite", "check_run_dir", "check_writable", "create_run_dir",
+           "resolve_run_dir", "write_json", "write_text_atomic"]
 
 MARKER = "config.yaml"
 
@@ -131,29 +137,4 @@ def create_run_dir(rd: RunDir, cfg: ExperimentConfig, *, resume: bool, overwrite
         shutil.rmtree(rd.path)
     for p in (rd.path, rd.checkpoints, rd.tensorboard, rd.model_dir):
         p.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(rd.config, dump_config(cfg))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def _jsonable(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    write_text(rd.config, dump_config(cfg))

@@ -16,7 +16,7 @@ from typing import Optional
 
 from kerasopt.config.tune_schema import TuneConfig
 from kerasopt.tune.display import fmt_value, short_names
-from kerasopt.tune.results import _finite, importance
+from kerasopt.tune.results import _finite, importance, running_best
 
 
 def plot_search(records: Sequence[dict], tune: TuneConfig, path: str | Path, top: int = 3,
@@ -41,10 +41,7 @@ def plot_search(records: Sequence[dict], tune: TuneConfig, path: str | Path, top
     if ok:
         xs, ys = zip(*ok)
         ax.scatter(xs, ys, s=22, label="trial")
-        best, run = [], None
-        for y in ys:
-            run = y if run is None else (max(run, y) if direction == "max" else min(run, y))
-            best.append(run)
+        best = running_best(ys, direction)
         ax.step(xs, best, where="post", color="tab:orange", label="best so far")
         floor = min(ys)
     else:

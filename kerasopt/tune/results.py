@@ -18,7 +18,8 @@ from typing import Any, Optional
 from kerasopt.config.loader import dump_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.config.tune_schema import TuneConfig
-from kerasopt.training.rundir import write_json, write_text_atomic
+from kerasopt.io.atomic import write_json, write_text
+from kerasopt.monitor import Monitor
 
 RECORDS = "records.json"
 
@@ -41,9 +42,27 @@ def save_records(tune_dir: Path, records: Mapping[str, dict]) -> None:
 
 def best_record(records: Sequence[dict], direction: str) -> Optional[dict]:
     done = [r for r in records if r["status"] == "COMPLETED" and _finite(r.get("objective"))]
-    if not done:
-        return None
-    return (max if direction == "max" else min)(done, key=lambda r: r["objective"])
+    return _rule(direction).best_item(done, lambda r: r["objective"])
+
+
+def ranked(records: Sequence[dict], direction: str) -> list[dict]:
+    """Completed trials with a finite objective, best first (ties keep the trial order)."""
+    done = [r for r in records if r["status"] == "COMPLETED" and _finite(r.get("objective"))]
+    return _rule(direction).ranked(done, lambda r: r["objective"])
+
+
+def running_best(values: Sequence[float], direction: str) -> list[float]:
+    """The best value so far after each trial. Example: ``running_best([3, 1, 2], "min") -> [3, 1, 1]``."""
+    rule, out, best = _rule(direction), [], None
+    for v in values:
+        best = v if best is None or rule.improved(v, best) else best
+        out.append(best)
+    return out
+
+
+def _rule(direction: str) -> Monitor:
+    """The objective's improvement rule; ``direction`` is the resolved ``tune.objective.direction``."""
+    return Monitor("objective", direction)
 
 
 def _finite(v: Any) -> bool:
@@ -68,7 +87,7 @@ def write_trials_csv(path: Path, records: Sequence[dict], keys: Sequence[str]) -
                     *[_cell(vals[k]) if k in vals else "" for k in keys], r.get("epochs", ""),
                     r.get("initial_epoch", ""), r.get("resumed_from") or "", r.get("time_s", ""),
                     "" if fit is None else fit, overhead, (r.get("run_dirs") or [""])[0], r.get("reason") or ""])
-    write_text_atomic(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def write_best_yaml(path: Path, cfg: ExperimentConfig, record: dict, metric: str, tune_dir: Path) -> None:
@@ -76,7 +95,7 @@ def write_best_yaml(path: Path, cfg: ExperimentConfig, record: dict, metric: str
     head = (f"# Best trial {record['trial']} of the search in {tune_dir}: {metric} = {record['objective']:.4f}\n"
             f"# Values: {json.dumps(record['values'])}\n"
             f"# Reproduce it with: kerasopt fit {path}\n")
-    write_text_atomic(path, head + dump_config(cfg))
+    write_text(path, head + dump_config(cfg))
 
 
 def importance(records: Sequence[dict], tune: TuneConfig) -> list[tuple[str, float]]:

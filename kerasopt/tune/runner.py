@@ -7,9 +7,7 @@ its ``history.csv``, so both paths are scored the same way.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -23,6 +21,8 @@ from kerasopt.config.loader import dump_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.config.tune_schema import ObjectiveConfig
 from kerasopt.errors import ConfigError
+from kerasopt.io.history import read_metrics
+from kerasopt.monitor import Monitor
 
 _GRACE_S = 60.0  # how long an interrupted worker may take to save its checkpoint
 
@@ -110,27 +110,12 @@ def _exit_reason(code: int, log_path: Path) -> str:
     return f"worker exited with code {code}" + (f": {lines[-1].strip()[:200]}" if lines else "")
 
 
-def read_history(run_dir: Path) -> dict[str, list[float]]:
-    """``history.csv`` of a run as columns (every epoch, including those before a resume)."""
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    cols: dict[str, list[float]] = {}
-    for row in rows:
-        for k, v in row.items():
-            if k != "epoch" and v not in (None, ""):
-                cols.setdefault(k, []).append(float(v))
-    return cols
-
-
 def objective_value(run_dir: Path, objective: ObjectiveConfig) -> float:
     """The trial's score: the metric's last epoch (``reduce: final``) or its best epoch.
 
     A metric the run does not log is a config mistake: ``ConfigError`` naming the metrics that exist.
     """
-    history = read_history(run_dir)
+    history = read_metrics(run_dir / "history.csv")
     values = history.get(objective.metric)
     if not values:
         from kerasopt.registry import suggest
@@ -141,5 +126,5 @@ def objective_value(run_dir: Path, objective: ObjectiveConfig) -> float:
                           key="tune.objective.metric")
     if objective.reduce == "final":
         return values[-1]
-    finite = [v for v in values if math.isfinite(v)] or [float("nan")]
-    return max(finite) if objective.direction == "max" else min(finite)
+    best = Monitor(objective.metric, objective.direction).best_of(values)
+    return float("nan") if best is None else best[0]

@@ -31,7 +31,7 @@ import kerasopt.tune.results as res  # by its own name: importing kerasopt.tune 
 from kerasopt.config.loader import ConfigLike, dump_config, load_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
-from kerasopt.training.rundir import write_text_atomic
+from kerasopt.io.atomic import write_text
 from kerasopt.training.runlock import RunLock
 from kerasopt.tune.display import TrialTable, fmt_values, short_names
 from kerasopt.tune.space import check_space
@@ -77,7 +77,7 @@ def tune(
         >>> result = kerasopt.tune.tune("configs/digits_tune.yaml", {"tune.max_trials": 4})  # doctest: +SKIP
         >>> result.best["values"], result.best["objective"]  # doctest: +SKIP
     """
-    from kerasopt.training.report import console_print
+    from kerasopt.io.console import console_print
 
     say = print_fn or console_print
     cfg = load_config(config, overrides)
@@ -154,9 +154,9 @@ def _search(cfg: ExperimentConfig, tdir: Path, resumed: bool, say: Callable[[str
 
 def _progress(run_dir: Path, epochs: int, metric: str) -> str:
     """``epoch 3/10 val_accuracy 0.8312`` from the running trial's history.csv."""
-    from kerasopt.tune.runner import read_history
+    from kerasopt.io.history import read_history
 
-    values = read_history(run_dir).get(metric) or []
+    values = read_history(run_dir / "history.csv").get(metric) or []
     return f"epoch {len(values)}/{epochs}" + (f" {metric} {values[-1]:.4f}" if values else "")
 
 
@@ -192,7 +192,7 @@ def _prepare_dir(tdir: Path, cfg: ExperimentConfig, overwrite: bool) -> bool:
         raise ConfigError(f"{tdir} exists but holds no kerasopt search (no search.yaml); use --overwrite or "
                           "another --tune-dir")
     tdir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(saved, dump_config(cfg))
+    write_text(saved, dump_config(cfg))
     return resumed
 
 
@@ -232,8 +232,7 @@ def _print_summary(summary: dict, records: list[dict], keys: list[str], files: d
     if best is None:
         say("no trial completed: nothing to report")
         return
-    done = [r for r in records if r["status"] == "COMPLETED" and r.get("objective") is not None]
-    top = sorted(done, key=lambda r: r["objective"], reverse=summary["objective"]["direction"] == "max")[:5]
+    top = res.ranked(records, summary["objective"]["direction"])[:5]
     say("top trials:")
     for r in top:
         say(f"  {r['trial']:>6}  {metric}={r['objective']:.4f}  {fmt_values(r['values'], names)}")

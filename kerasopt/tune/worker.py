@@ -10,7 +10,6 @@ kerasopt were imported and training could begin.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         out["error"] = reason(e)
-    tmp = args.result.with_name(args.result.name + ".tmp")
-    tmp.write_text(json.dumps(out, default=_jsonable) + "\n")
-    os.replace(tmp, args.result)
+    from kerasopt.io.atomic import write_json
+
+    write_json(args.result, out, indent=None, default=_jsonable)
     return 0 if out["ok"] else 1
 
 

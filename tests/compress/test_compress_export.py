@@ -12,7 +12,7 @@ from kerasopt.errors import ConfigError
 
 
 def test_export_every_cpu_format_and_check_it(mlp_run, tmp_path):
-    from kerasopt.exporting import export_run
+    from kerasopt.export import export_run
 
     _, run_dir, _ = mlp_run
     lines = []
@@ -30,16 +30,16 @@ def test_export_every_cpu_format_and_check_it(mlp_run, tmp_path):
 
 
 def test_a_wrong_export_is_an_error(mlp_run, tmp_path, monkeypatch):
-    from kerasopt import exporting
+    from kerasopt.export import verify
 
-    real = exporting._runner
-    monkeypatch.setattr(exporting, "_runner", lambda fmt, path: (lambda x: real(fmt, path)(x) + 0.01))
-    with pytest.raises(exporting.ExportMismatch, match="tflite predictions differ"):
-        exporting.export_run(mlp_run[1], ["tflite"], out=tmp_path, say=lambda s: None)
+    real = verify.runner
+    monkeypatch.setattr(verify, "runner", lambda fmt, path: (lambda x: real(fmt, path)(x) + 0.01))
+    with pytest.raises(verify.ExportMismatch, match="tflite predictions differ"):
+        verify.export_run(mlp_run[1], ["tflite"], out=tmp_path, say=lambda s: None)
 
 
 def test_model_file_needs_a_config(mlp_run):
-    from kerasopt.exporting import export_run
+    from kerasopt.export import export_run
 
     model_file = mlp_run[1] / "model" / "digits_mlp.keras"
     with pytest.raises(ConfigError, match="needs the CONFIG"):

@@ -265,7 +265,8 @@ def test_normalizer_arrays_match_the_training_statistics():
 
 
 @pytest.mark.parametrize("name", ["kerasopt.prediction", "kerasopt.prediction_inputs",
-                                  "kerasopt.training.preprocess_record", "kerasopt.serving"])
+                                  "kerasopt.training.preprocess_record", "kerasopt.export.serving",
+                                  "kerasopt.export.formats"])
 def test_docstring_examples(name):
     assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
 

@@ -77,16 +77,20 @@ def test_names_users_write_map_to_one_logged_name(written, canon):
 def test_higher_is_better_is_one_rule_for_every_consumer():
     from kerasopt.callbacks.checkpoint import AtomicCheckpoint
     from kerasopt.callbacks.early_stopping import ResumableEarlyStopping
+    from kerasopt.callbacks.plateau import ReduceLROnPlateau
 
     from kerasopt.config.tune_schema import ObjectiveConfig
-    from kerasopt.training.report import _best
+    from kerasopt.monitor import Monitor
+    from kerasopt.training.report import summarize
 
     for key, mode in (("val_auc", "max"), ("val_f1", "max"), ("val_rmse", "min"), ("val_r2", "max"),
                       ("val_top_5_accuracy", "max"), ("val_crossentropy", "min"), ("val_loss", "min")):
+        assert Monitor(key).mode == mode, key
         assert ResumableEarlyStopping(key).mode == mode, key
+        assert ReduceLROnPlateau(monitor=key).mode == mode, key
         assert AtomicCheckpoint("/nonexistent", monitor=key).mode == mode, key
         assert ObjectiveConfig(metric=key).direction == mode, key
-        assert _best({key: [0.5, 0.9, 0.7]}, key)[1] == (1 if mode == "max" else 0), key
+        assert summarize({key: [0.5, 0.9, 0.7]}, 0)["best"][key]["epoch"] == (2 if mode == "max" else 1), key
 
 
 @pytest.mark.parametrize("overrides, key, words", [
