@@ -66,6 +66,7 @@ class Choice(Strict):
     SELECTOR: ClassVar[str] = "type"
     DEFAULT: ClassVar[str] = ""
     OPTIONS: ClassVar[dict[str, type[Choice]]]
+    UNUSED: ClassVar[dict[str, str]] = {}  # shared keys the option ignores -> why (see model_schema)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Choice:
         if "OPTIONS" in cls.__dict__:  # the family base: build the chosen option instead

@@ -178,9 +178,10 @@ def _resolve_extends(path: Path, seen: tuple[Path, ...] = (), dropped: list[str]
 
 def drop_switched(parent: dict[str, Any], child: Mapping[str, Any]) -> list[str]:
     """Where ``child`` names another type (``model.type: custom`` over a ``cnn`` parent), remove from
-    ``parent`` (in place) the keys of the old type that the new type lacks, and return their dotted names.
+    ``parent`` (in place) the keys of the old type that the new type lacks or ignores (``UNUSED``:
+    ``model.dropout`` for a custom builder), and return their dotted names.
 
-    Keys both types have stay (``model.units`` from lstm to gru), and so do keys no type has: the
+    Keys both types use stay (``model.units`` from lstm to gru), and so do keys no type has: the
     schema reports those.
     """
     dropped = []
@@ -191,7 +192,8 @@ def drop_switched(parent: dict[str, Any], child: Mapping[str, Any]) -> list[str]
         before, after = fam.OPTIONS.get(old.get(fam.SELECTOR, fam.DEFAULT)), fam.OPTIONS.get(new[fam.SELECTOR])
         if before is None or after is None or before is after:
             continue
-        for key in [k for k in old if k in before.model_fields and k not in after.model_fields]:
+        gone = [k for k in old if k in before.model_fields and (k not in after.model_fields or k in after.UNUSED)]
+        for key in gone:
             del old[key]
             dropped.append(f"{'.'.join(path)}.{key} ({fam.SELECTOR} {option_tag(before)} -> {option_tag(after)})")
     return dropped

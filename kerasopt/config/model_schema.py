@@ -29,6 +29,9 @@ class ModelConfig(Choice):
 
     DEFAULT: ClassVar[str] = "cnn"
     OPTIONS: ClassVar[dict[str, Any]] = {}
+    # Shared keys this type's builder ignores -> why. Setting one is an error when the model is built
+    # (kerasopt/models/__init__.py), and an extends: that switches to this type drops the parent's.
+    UNUSED: ClassVar[dict[str, str]] = {}
 
     type: Literal[MODEL_TYPES] = "cnn"  # type: ignore[valid-type]
     head: Literal[HEADS] = Field(  # type: ignore[valid-type]
@@ -119,11 +122,15 @@ class ResNetModel(PretrainedModel):
 class EfficientNetModel(PretrainedModel):
     """keras.applications' EfficientNet B0-B7 (``weights: null`` trains from scratch)."""
 
+    UNUSED: ClassVar[dict[str, str]] = {"activation": "uses its own activations"}
+
     type: Literal["efficientnet"] = "efficientnet"
     variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0"
 
 
 class MobileNetV2Model(PretrainedModel):
+    UNUSED: ClassVar[dict[str, str]] = {"activation": "uses its own activations"}
+
     type: Literal["mobilenet_v2"] = "mobilenet_v2"
     alpha: float = Field(1.0, gt=0.0)
 
@@ -139,6 +146,11 @@ class SequenceModel(ModelConfig):
 class RecurrentModel(SequenceModel):
     """lstm and gru (not a ``type`` of its own)."""
 
+    UNUSED: ClassVar[dict[str, str]] = {
+        "activation": "cells keep tanh/sigmoid (cuDNN needs them)",
+        "batch_norm": "has no BatchNorm", "bn_momentum": "has no BatchNorm",
+    }
+
     units: int = Field(64, ge=1)
     bidirectional: bool = False
 
@@ -152,6 +164,8 @@ class GRUModel(RecurrentModel):
 
 
 class TransformerModel(SequenceModel):
+    UNUSED: ClassVar[dict[str, str]] = {k: "uses LayerNormalization" for k in ("batch_norm", "bn_momentum")}
+
     type: Literal["transformer"] = "transformer"
     num_heads: int = Field(4, ge=1)
     ff_dim: int = Field(128, ge=1)
@@ -168,6 +182,11 @@ class TransformerModel(SequenceModel):
 
 
 class CustomModel(ModelConfig):
+    UNUSED: ClassVar[dict[str, str]] = {
+        k: "is built by model.builder; pass it in model.kwargs"
+        for k in ("dropout", "l1", "l2", "batch_norm", "bn_momentum", "activation")
+    }
+
     type: Literal["custom"] = "custom"
     builder: Optional[str] = Field(None, description="'package.module:function' returning a tf_keras model")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the custom builder")

@@ -25,17 +25,6 @@ from kerasopt.models.checks import check_activation, check_token_support, resolv
 from kerasopt.models.heads import Head, add_head, resolve_head
 from kerasopt.models.registry import MODELS
 
-# Shared knobs that some types do not use. Setting one of them for such a type
-# is an error (never silently ignored); (key, type) -> why.
-_UNUSED: dict[tuple[str, str], str] = {
-    **{("activation", t): "uses its own activations" for t in ("efficientnet", "mobilenet_v2")},
-    **{("activation", t): "cells keep tanh/sigmoid (cuDNN needs them)" for t in ("lstm", "gru")},
-    **{(k, t): "has no BatchNorm" for k in ("batch_norm", "bn_momentum") for t in ("lstm", "gru")},
-    **{(k, "transformer"): "uses LayerNormalization" for k in ("batch_norm", "bn_momentum")},
-    **{(k, "custom"): "is built by model.builder; pass it in model.kwargs"
-       for k in ("dropout", "l1", "l2", "batch_norm", "bn_momentum", "activation")},
-}
-
 
 def check_shared_knobs(mcfg: ModelConfig) -> None:
     """Reject shared keys set in the config that the chosen type would ignore.
@@ -47,7 +36,7 @@ def check_shared_knobs(mcfg: ModelConfig) -> None:
         kerasopt.errors.ConfigError: model.activation: does not apply to type 'lstm' ...
     """
     for key in sorted(mcfg.model_fields_set):
-        why = _UNUSED.get((key, mcfg.type))
+        why = mcfg.UNUSED.get(key)  # declared per type in kerasopt/config/model_schema.py
         if why is not None:
             raise ConfigError(
                 f"does not apply to type '{mcfg.type}' ({mcfg.type} {why}); remove it. "

@@ -158,17 +158,26 @@ def test_extends_switching_the_type_drops_the_parents_old_keys_once(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="kerasopt.config"):
         cfg = load_config(child)
     assert isinstance(cfg.model, CustomModel) and cfg.model.builder == "mypkg.builders:build"
-    assert cfg.model.dropout == 0.2 and cfg.model.bn_momentum == 0.9  # shared keys are inherited
-    assert cfg.train.schedule.type == "constant" and cfg.train.schedule.warmup_epochs == 1.0
+    # the cnn's own keys went, and so did the shared knobs a custom builder ignores (CustomModel.UNUSED)
+    assert not {"dropout", "batch_norm", "bn_momentum"} & cfg.model.model_fields_set
+    assert "filters" not in cfg.model.model_dump() and cfg.model.dropout == 0.0
+    assert cfg.model.model_fields_set == {"type", "builder"} and cfg.name == "custom"
+    assert cfg.data.name == "digits" and cfg.data.resize == [32, 32]  # other sections are inherited as they were
+    assert cfg.train.schedule.type == "constant" and cfg.train.schedule.warmup_epochs == 1.0  # shared: kept
     records = [r for r in caplog.records if r.name == "kerasopt.config"]
     assert len(records) == 1, [r.getMessage() for r in records]
     line = records[0].getMessage()
     assert "\n" not in line and str(child) in line
-    for key in ("model.filters", "model.dense_units"):
-        assert key in line
-    assert "(type cnn -> custom)" in line and "model.dropout" not in line
+    for key in ("model.filters", "model.dense_units", "model.dropout", "model.batch_norm", "model.bn_momentum"):
+        assert f"{key} (type cnn -> custom)" in line, line
     # cosine's only key the parent set is warmup_epochs (shared): no schedule key to drop
-    assert "train.schedule" not in line
+    assert "train.schedule" not in line and "model.type" not in line
+
+
+def test_model_types_declare_the_shared_keys_they_ignore():
+    assert set(CustomModel.UNUSED) == {"dropout", "l1", "l2", "batch_norm", "bn_momentum", "activation"}
+    assert set(ModelConfig.OPTIONS["lstm"].UNUSED) == {"activation", "batch_norm", "bn_momentum"}
+    assert CNNModel.UNUSED == {} and set(CNNModel.UNUSED) <= set(CNNModel.model_fields)
 
 
 def test_extends_switch_keeps_shared_keys_and_reports_nothing_without_a_switch(tmp_path, caplog):
