@@ -27,10 +27,7 @@ KNOWN_CYCLES = {
 # import: .importlinter's layers contract lists it among its ignored imports.
 
 # Private names imported across packages, each to be made public or moved below both (issue 15 item 6).
-KNOWN_PRIVATE_IMPORTS = {
-    # evaluation.py is being moved onto the one assembly path (issue 15 item 1); it should offer `locate`.
-    ("kerasopt.reporting.classeval", "kerasopt.evaluation._locate"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _graph() -> dict[str, dict[str, list[str]]]:

@@ -12,7 +12,7 @@ from kerasopt.errors import ConfigError
 
 
 def test_export_every_cpu_format_and_check_it(mlp_run, tmp_path):
-    from kerasopt.export import export_run
+    from kerasopt.export.verify import export_run
 
     _, run_dir, _ = mlp_run
     lines = []
@@ -39,7 +39,7 @@ def test_a_wrong_export_is_an_error(mlp_run, tmp_path, monkeypatch):
 
 
 def test_model_file_needs_a_config(mlp_run):
-    from kerasopt.export import export_run
+    from kerasopt.export.verify import export_run
 
     model_file = mlp_run[1] / "model" / "digits_mlp.keras"
     with pytest.raises(ConfigError, match="needs the CONFIG"):
