@@ -17,8 +17,8 @@ __all__ = ["ConfigError", "ExperimentConfig", "evaluate", "fit", "load_config", 
 
 
 def fit(*args, **kwargs):
-    """Train an experiment; see :func:`kerasopt.training.fit.fit`."""
-    from kerasopt.training.fit import fit as _fit
+    """Train an experiment, then report and prune as its config asks; see :func:`kerasopt.training.fit.fit`."""
+    from kerasopt.workflow import fit as _fit
 
     return _fit(*args, **kwargs)
 

@@ -11,7 +11,7 @@ from kerasopt.config.loader import ConfigLike, load_config
 from kerasopt.errors import ConfigError
 
 
-def _locate(target: Path, config: Optional[ConfigLike]) -> tuple[Optional[Path], Optional[Path], ConfigLike]:
+def locate(target: Path, config: Optional[ConfigLike]) -> tuple[Optional[Path], Optional[Path], ConfigLike]:
     """(keras file, checkpoint folder, config) for a run directory or a model file."""
     if target.is_dir():
         cfg_path = target / "config.yaml"
@@ -48,12 +48,11 @@ def evaluate(
         >>> kerasopt.evaluate("runs/digits_cnn")  # doctest: +SKIP
         {'loss': 0.03, 'accuracy': 0.99}
     """
-    keras_file, ckpt, config = _locate(Path(target), config)
+    keras_file, ckpt, config = locate(Path(target), config)
     cfg = load_config(config, overrides)
     from kerasopt._keras import keras
     from kerasopt.data.pipeline import build_datasets
-    from kerasopt.training import compile as comp
-    from kerasopt.training.compile import prepare_labels
+    from kerasopt.training.compile import compile_for, prepare_labels
 
     bundle = build_datasets(cfg)
     if bundle.val is None:
@@ -65,26 +64,20 @@ def evaluate(
             model = keras.models.load_model(keras_file, compile=False)
         except Exception as e:  # a corrupt or foreign file: name it
             raise ConfigError(f"cannot load model {keras_file}: {str(e).splitlines()[0]}") from None
-        kind0 = comp.head_kind(model, bundle.spec)
-        model.compile(loss=comp.build_loss(cfg, kind0),
-                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0),
-                                                   bundle.spec.num_classes))
+        kind, one_hot = compile_for(model, cfg, bundle.spec)
     else:
         from kerasopt.callbacks.checkpoint import restore_checkpoint
         from kerasopt.models import build_model
         from kerasopt.training.optimizers import build_optimizer
 
         model = build_model(cfg, bundle.spec)
-        kind0 = comp.head_kind(model, bundle.spec)
-        model.compile(optimizer=build_optimizer(cfg.train.optimizer, cfg.train.optimizer.learning_rate),
-                      loss=comp.build_loss(cfg, kind0),
-                      metrics=comp.build_metrics(cfg, kind0, comp.wants_one_hot(cfg, kind0),
-                                                   bundle.spec.num_classes))
+        # the optimizer gives the checkpoint's slots a place to go (they are read, then unused)
+        kind, one_hot = compile_for(model, cfg, bundle.spec,
+                                    build_optimizer(cfg.train.optimizer, cfg.train.optimizer.learning_rate))
         restore_checkpoint(ckpt, model)
     spec_shape = tuple(bundle.spec.input_shape)
     model_shape = tuple(model.inputs[0].shape[1:])
     if model_shape != spec_shape:
         raise ConfigError(f"the model takes inputs of shape {model_shape} but the data has {spec_shape}", key="data")
-    kind = comp.head_kind(model, bundle.spec)
-    val = prepare_labels(bundle.val, kind, comp.wants_one_hot(cfg, kind), bundle.spec.num_classes)
+    val = prepare_labels(bundle.val, kind, one_hot, bundle.spec.num_classes)
     return {k: float(v) for k, v in model.evaluate(val, verbose=0, return_dict=True).items()}

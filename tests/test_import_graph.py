@@ -18,15 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Edges that close a cycle and whose fix belongs to work in progress elsewhere (issue 15). Each entry
 # is cut from the graph before the check. Remove an entry in the change that removes its import: the
 # test fails while an entry names an import that is gone or that no longer closes a cycle.
-KNOWN_CYCLES = {
-    # issue 15 item 1 (one assembly path; training/fit.py is being rewritten): calibration fingerprints
-    # the model with a function of fit.py, which calls calibration.
-    ("kerasopt.training.calibrate", "kerasopt.training.fit"),
-}
-# training.fit -> compress.pipeline (-> training) is no module cycle any more, but still an upward
-# import: .importlinter's layers contract lists it among its ignored imports.
-
-# Private names imported across packages, each to be made public or moved below both (issue 15 item 6).
+KNOWN_CYCLES: set[tuple[str, str]] = set()
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 

@@ -1,7 +1,7 @@
 """Measure one config in this process: training steps (real or synthetic data) or the input pipeline alone.
 
 The model, data, precision policy, XLA choice, optimizer, schedule and compile
-come from the same functions ``kerasopt fit`` uses (``training/fit.py``), so a
+come from the assembly ``kerasopt fit`` trains (``training/assembly.py``), so a
 measured variant is what ``fit`` would train. What ``fit`` adds around
 training (run directory, checkpoints, TensorBoard, reports) is left out:
 ``kerasopt bench`` measures the model and its input pipeline.
@@ -16,8 +16,7 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from kerasopt._keras import gpus, keras, tf
 from kerasopt.bench.measure import StepTimer
@@ -44,102 +43,38 @@ def device_peak_mb() -> Optional[float]:
         return None
 
 
-@dataclass
-class Trainable:
-    """A compiled model and the data that feeds it, built the way ``fit`` builds them."""
-
-    model: Any
-    bundle: Any
-    decision: Any
-    choice: Any
-    kind: str
-    one_hot: bool
-    class_weight: Optional[dict]
-    callbacks: list
-    parameters: int
-
-
-def build_trainable(cfg: ExperimentConfig) -> Trainable:
-    """Data, precision policy, model, optimizer with schedule, compile and the fused EMA step, as in ``fit``.
+def build_trainable(cfg: ExperimentConfig):
+    """The :class:`~kerasopt.training.assembly.Assembly` ``fit`` would train for ``cfg``: the same
+    plan, data, precision choice, model, freezing, optimizer with schedule, compile and fused EMA step.
 
     Example:
-        >>> t = build_trainable(load_config("configs/digits_cnn.yaml"))  # doctest: +SKIP
-        >>> t.decision.policy, t.decision.jit_compile  # doctest: +SKIP
+        >>> a = build_trainable(load_config("configs/digits_cnn.yaml"))  # doctest: +SKIP
+        >>> a.decision.policy, a.decision.jit_compile  # doctest: +SKIP
         ('float32', True)
     """
-    from kerasopt.data.pipeline import build_datasets
-    from kerasopt.distribute.strategy import choose_strategy
-    from kerasopt.models import build_model
-    from kerasopt.training import compile as comp
-    from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
-    from kerasopt.training.calibrate import resolve_decision
-    from kerasopt.training.optimizers import build_optimizer
-    from kerasopt.training.precision import apply_policy, decide_precision, detect_device
-    from kerasopt.training.schedules import build_schedule
-    from kerasopt.training.seeding import set_seed
+    from kerasopt.training.assembly import assemble, plan_run
 
-    choice = choose_strategy(cfg)  # first, as in fit: a multi-worker strategy must precede every TF op
-    set_seed(cfg.seed)
-    keras.backend.experimental.enable_tf_random_generator()
-    device = detect_device()
-    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, device, cfg.model.type)
-    bundle = build_datasets(cfg)
-    # as fit: on a CPU, what is auto is timed on the real model or read from the calibration cache
-    decision = resolve_decision(cfg, bundle.spec, device, decision, choice=choice)
-    steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
-    apply_policy(decision.policy)
-    with choice.strategy.scope():
-        model = build_model(cfg, bundle.spec)
-        kind = comp.head_kind(model, bundle.spec)
-        one_hot = comp.wants_one_hot(cfg, kind)
-        schedule = build_schedule(cfg, max(1, steps // cfg.train.grad_accum_steps), world_size=choice.replicas)
-        optimizer = build_optimizer(cfg.train.optimizer, schedule)
-        fuse_ema = cfg.callbacks.ema.enabled and choice.replicas == 1
-        distill_cfg = getattr(cfg, "distill", None)
-        train_model = with_grad_accumulation(model, cfg.train.grad_accum_steps,
-                                             wrap=fuse_ema or distill_cfg is not None)
-        if distill_cfg is not None:  # the teacher's forward pass is part of every step
-            from kerasopt.compress import distill
-
-            distill.attach(train_model, distill.load_teacher(distill_cfg, bundle.spec, model), distill_cfg)
-        comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
-                           comp.build_metrics(cfg, kind, one_hot, bundle.spec.num_classes), decision.jit_compile)
-        prepare_accumulation(train_model)
-    callbacks: list = []
-    if fuse_ema:  # the EMA update is part of the compiled step, so it is part of the step time
-        from kerasopt.callbacks.ema import WeightEMA
-
-        ema = WeightEMA.from_config(cfg.callbacks.ema, export="raw", evaluate_raw=False)
-        ema.build(train_model)
-        add_post_step(train_model, ema.fused_update(train_model))
-        callbacks.append(ema)
-    return Trainable(train_model, bundle, decision, choice, kind, one_hot, comp.class_weights(cfg, bundle.spec),
-                     callbacks, int(model.count_params()))
+    a = assemble(cfg, plan_run(cfg))
+    if a.freeze is not None:  # the first phase of a two-phase fine-tune, as fit's loop starts it
+        a.freeze.apply(a.train_model, 0)
+    return a
 
 
-def training_stream(t: Trainable, synthetic: bool) -> tf.data.Dataset:
-    """Endless full batches: the config's pipeline (partial last batches dropped), or one batch repeated.
+def training_stream(a, synthetic: bool) -> tf.data.Dataset:
+    """Endless full batches: ``fit``'s training stream (partial last batches dropped), or one batch repeated.
 
     Dropping the partial batch keeps every timed step at ``batch_size`` examples and
     spares XLA a second compilation for its shape. The synthetic stream repeats one
     real batch from memory, so the model is measured without its input pipeline.
     """
-    from kerasopt.training.compile import prepare_labels
-
-    spec, batch = t.bundle.spec, t.bundle.batch_size
-    real = prepare_labels(t.bundle.train_from_epoch(0), t.kind, t.one_hot, spec.num_classes)
-    real = real.filter(lambda x, y: tf.equal(tf.shape(x)[0], batch))
+    real = a.train_stream(0, full_batches=True)
     if not synthetic:
-        return _for_strategy(t.choice, real)
-    x, y = next(iter(prepare_labels(t.bundle.train, t.kind, t.one_hot, spec.num_classes)))
+        return real
+    batch = a.bundle.batch_size
+    x, y = next(iter(a.train_stream(0)))
     reps = math.ceil(batch / int(x.shape[0]))  # a data set smaller than one batch
     x, y = tf.concat([x] * reps, 0)[:batch], tf.concat([y] * reps, 0)[:batch]
-    return _for_strategy(t.choice, tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE))
-
-
-def _for_strategy(choice, ds: tf.data.Dataset) -> tf.data.Dataset:
-    prepare = getattr(choice, "dataset", None)  # multi_worker shards by data; the others take ds as it is
-    return prepare(ds) if prepare is not None else ds
+    return a.backend.dataset(tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(tf.data.AUTOTUNE))
 
 
 def auto_warmup(cfg: ExperimentConfig, mode: str, steps_per_epoch: int) -> int:
@@ -152,12 +87,13 @@ def measure_training(cfg: ExperimentConfig, *, synthetic: bool, steps: int, warm
     t0 = time.perf_counter()
     t = build_trainable(cfg)
     ds = training_stream(t, synthetic)
+    callbacks = [t.ema] if t.ema is not None else []  # its update is in the step (fused) or runs per batch
     warm = auto_warmup(cfg, "synthetic" if synthetic else "train", t.bundle.steps_per_epoch) if warmup is None \
         else warmup
     timer = StepTimer(t.bundle.batch_size, warmup=warm)
     setup_s = time.perf_counter() - t0
     try:
-        t.model.fit(ds, epochs=1, steps_per_epoch=warm + steps, callbacks=[*t.callbacks, timer],
+        t.model.fit(ds, epochs=1, steps_per_epoch=warm + steps, callbacks=[*callbacks, timer],
                     class_weight=t.class_weight, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -69,7 +69,7 @@ def quantize(config, source, out, overwrite, overrides):
 @guard
 def export(target, formats, quantize, config, out):
     """Export TARGET's model and check each file against it on a validation batch."""
-    from kerasopt.exporting import export_run
+    from kerasopt.export.verify import export_run
 
     if not formats and not quantize:
         formats = ("keras", "saved_model")

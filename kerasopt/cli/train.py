@@ -34,7 +34,7 @@ def fit(config, overrides, run_dir, resume, overwrite, print_config):
     if print_config:
         click.echo(dump_config(cfg), nl=False)
         return
-    from kerasopt.training.fit import fit as run_fit
+    from kerasopt.workflow import fit as run_fit
 
     run_fit(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
 
@@ -53,7 +53,7 @@ def validate(config, overrides):
 
         check_space(cfg)
     d, m, t = cfg.data, cfg.model, cfg.train
-    click.echo(f"{config}: valid. name={cfg.name} data={d.source}:{d.name or d.path} model={m.type} "
+    click.echo(f"{config}: valid. name={cfg.name} data={d.source}:{d.origin} model={m.type} "
                f"epochs={t.epochs} batch={d.batch_size} optimizer={t.optimizer.type}@{t.optimizer.learning_rate:g} "
                f"precision={t.precision}")
 

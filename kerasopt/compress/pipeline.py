@@ -122,12 +122,10 @@ def fine_tune(model: keras.Model, wb: Workbench, *, epochs: int, learning_rate: 
               callbacks: list, say: Say) -> dict[str, list[float]]:
     """Compile and fit ``model`` for ``epochs`` with a constant learning rate; history to ``folder``."""
     from kerasopt.callbacks.progress import ProgressDisplay
-    from kerasopt.training import compile as comp
+    from kerasopt.training.compile import compile_for
     from kerasopt.training.optimizers import build_optimizer
 
-    model.compile(optimizer=build_optimizer(wb.cfg.train.optimizer, learning_rate),
-                  loss=comp.build_loss(wb.cfg, wb.kind), metrics=comp.build_metrics(wb.cfg, wb.kind, wb.one_hot,
-                                                                                 wb.bundle.spec.num_classes))
+    compile_for(model, wb.cfg, wb.bundle.spec, build_optimizer(wb.cfg.train.optimizer, learning_rate))
     say(f"fine-tuning {epochs} epochs at learning rate {learning_rate:g} ({wb.steps} steps an epoch)")
     hist = model.fit(
         wb.prepared(wb.bundle.train_from_epoch(0)), epochs=epochs, steps_per_epoch=wb.steps,
@@ -205,7 +203,7 @@ def run_prune(cfg: ExperimentConfig, source: Path | str, *, out: Optional[Path] 
     from kerasopt.compress import prune as pr
     from kerasopt.compress.convert import tflite_runner, to_tflite
     from kerasopt.export import export_model
-    from kerasopt.training.report import console_print
+    from kerasopt.io.console import console_print
 
     say = say or console_print
     source = Path(source)
@@ -266,7 +264,7 @@ def run_quantize(cfg: ExperimentConfig, source: Path | str, *, out: Optional[Pat
     from kerasopt.compress import measure
     from kerasopt.compress.convert import tflite_runner, to_tflite
     from kerasopt.compress.loading import clone_with_weights
-    from kerasopt.training.report import console_print
+    from kerasopt.io.console import console_print
 
     say = say or console_print
     source = Path(source)
@@ -346,10 +344,10 @@ def _rel(path: str, staging: Path, target: Path) -> str:
 def _write_report(staging: Path, report: dict, target: Path, say: Say, cfg: ExperimentConfig) -> None:
     from kerasopt.compress.report import format_report
     from kerasopt.config.loader import dump_config
-    from kerasopt.training.rundir import write_json, write_text_atomic
+    from kerasopt.io.atomic import write_json, write_text
 
     # config.yaml makes the output a run directory: evaluate, export and quantize accept it.
-    write_text_atomic(staging / "config.yaml", dump_config(cfg))
+    write_text(staging / "config.yaml", dump_config(cfg))
     write_json(staging / "compression.json", report)
     for line in format_report(report):
         say(line)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
+from kerasopt.distribute.backend import Backend
 from kerasopt.errors import ConfigError
 
 _hvd: ModuleType | None = None
@@ -125,3 +126,61 @@ def average_non_trainable_callback(hvd: ModuleType):
             self._average()
 
     return AverageNonTrainable()
+
+
+class HorovodBackend(Backend):
+    """``distribute.backend: horovod``: one process per rank under ``horovodrun``, gradients all-reduced by
+    Horovod's ``DistributedOptimizer`` (which also accumulates: ``backward_passes_per_step``).
+
+    Each rank reads its own shard of the training data; metrics are averaged over ranks before any
+    callback reads them; stop decisions (a signal, a NaN) are the maximum over ranks; only rank 0
+    checkpoints, logs and prints.
+    """
+
+    name = "horovod"
+
+    def __init__(self, reason: str) -> None:
+        hvd = init_horovod()
+        super().__init__(reason, replicas=hvd.size(), rank=hvd.rank(), workers=hvd.size())
+        self.hvd = hvd
+
+    def shard(self) -> Optional[tuple[int, int]]:
+        return (self.rank, self.replicas) if self.replicas > 1 else None
+
+    def accumulation_steps(self, cfg) -> int:
+        return 1  # DistributedOptimizer accumulates (backward_passes_per_step) and allreduces once
+
+    def wrap_optimizer(self, optimizer, cfg):
+        return distributed_optimizer(self.hvd, optimizer, cfg)
+
+    def xla_unsupported(self, has_gpu: bool) -> Optional[str]:
+        return "XLA cannot compile Horovod's allreduce in this build"  # xla_mpi_ops.cc is patched out (TF 2.21)
+
+    def stop_sync(self):
+        return max_across_workers(self.hvd)
+
+    def nan_sync(self):
+        return max_across_workers(self.hvd)  # each rank's batch loss is its own shard's
+
+    def from_chief(self, values):
+        return tuple(broadcast(self.hvd, tuple(values)))
+
+    def barrier(self) -> None:
+        max_across_workers(self.hvd)(0.0)  # an allreduce returns when every rank has joined it
+
+    # finish(): nothing. horovodrun waits for every rank, and a rank need not wait for rank 0's exports.
+
+    def first_callbacks(self) -> dict[str, Any]:
+        return {"hvd_broadcast": self.hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                "hvd_average_stats": average_non_trainable_callback(self.hvd)}
+
+    def after_metric_callbacks(self) -> dict[str, Any]:
+        return {"hvd_metric_average": self.hvd.callbacks.MetricAverageCallback()}
+
+    @property
+    def runs_after_fit(self) -> bool:
+        return False  # even at -np 1: `kerasopt prune CONFIG --from RUN_DIR` runs on one process
+
+    @property
+    def reports_with_data(self) -> bool:
+        return False

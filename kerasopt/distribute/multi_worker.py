@@ -20,10 +20,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from typing import Optional
 
 import numpy as np
 
 from kerasopt._keras import keras, tf
+from kerasopt.distribute.backend import Backend
 from kerasopt.distribute.tf_config import ClusterTask
 from kerasopt.errors import ConfigError
 
@@ -119,3 +121,61 @@ def scratch_tensorboard(**kwargs) -> keras.callbacks.TensorBoard:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
     return ScratchTensorBoard(log_dir=tempfile.mkdtemp(prefix="kerasopt-worker-tb-"), **kwargs)
+
+
+class MultiWorkerBackend(Backend):
+    """``distribute.backend: multi_worker``: MultiWorkerMirroredStrategy across the processes ``TF_CONFIG`` names.
+
+    Every worker reads the whole pipeline and keeps its slice of each global batch (:func:`shard_by_data`);
+    checkpoint saves and TensorBoard histograms are collectives, so every worker runs them (non-chief
+    ones into scratch folders); decisions read from one process's state are agreed first.
+    """
+
+    name = "multi_worker"
+
+    def __init__(self, reason: str, task: ClusterTask) -> None:
+        strategy = create_strategy(task)
+        super().__init__(reason, strategy=strategy, replicas=strategy.num_replicas_in_sync, rank=task.rank,
+                         workers=task.workers)
+        self.sync = WorkerSync(strategy, task.workers)
+
+    def dataset(self, ds):
+        return ds if ds is None else shard_by_data(ds)
+
+    def xla_unsupported(self, has_gpu: bool) -> Optional[str]:
+        if not has_gpu:  # "not yet implemented for CPU devices" (TF 2.21)
+            return "XLA has no CPU kernel for MultiWorkerMirroredStrategy's collectives"
+        return None
+
+    def stop_sync(self):
+        return self.sync.any
+
+    def from_chief(self, values):
+        return tuple(round(v) for v in self.sync.from_chief(list(values), self.is_chief))
+
+    def barrier(self) -> None:
+        self.sync.barrier()
+
+    def finish(self) -> None:
+        # leave together: a worker that exits while the chief still exports makes the coordination service
+        # report it as failed
+        self.sync.barrier()
+
+    @property
+    def saves_checkpoints(self) -> bool:
+        return True  # a save reads sync-on-read variables with an all-reduce: every worker takes part
+
+    def checkpoint_agree(self):
+        return lambda missing: self.sync.from_chief([float(missing)], self.is_chief)[0] > 0.5
+
+    def stop_decided(self, stopper):
+        # a signal reaches one worker first; only the agreed stop (set on every worker after the same batch)
+        # may change whether a save, a collective, happens
+        return lambda: stopper._saved
+
+    def worker_tensorboard(self, **kwargs):
+        # weight histograms read BatchNorm statistics collectively: the other workers log into scratch too
+        return None if self.is_chief else scratch_tensorboard(profile_batch=0, **kwargs)
+
+    def exportable(self, model, rebuild):
+        return local_copy(model, rebuild)  # no collective on the chief alone while it exports

@@ -103,9 +103,9 @@ def evaluate_classes(run_dir: Path, *, model: Any = None, bundle: Any = None,
     """
     source = "the model in memory at the end of training"
     if model is None:
-        from kerasopt.export import find_exported_model
+        from kerasopt.evaluation import locate
 
-        keras_file = find_exported_model(run_dir)
+        keras_file, _, _ = locate(run_dir, None)
         if keras_file is None:
             raise ConfigError(f"{run_dir} has no exported model (model/*.keras) to run on the validation split")
         import kerasopt.models  # noqa: F401  (registers custom layers for loading)

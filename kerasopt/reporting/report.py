@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+import kerasopt.reporting.plots as plots  # by its own name: importing kerasopt.reporting would be a cycle
 from kerasopt.errors import ConfigError
 from kerasopt.io.atomic import staged_folder, write_text
-from kerasopt.reporting import plots
 from kerasopt.reporting.document import Document, Figure, Section, Table, Text, fmt
 from kerasopt.reporting.rundata import RunData, load_run
 from kerasopt.reporting.sections import checkpoints_section, config_section, device_section, median_of, overview_section

@@ -87,7 +87,7 @@ def calibration_key(cfg: ExperimentConfig, spec: DataSpec, device: DeviceInfo, c
     Example: the same config with ``data.batch_size`` 64 instead of 128 gets a new key.
     """
     from kerasopt._keras import tf
-    from kerasopt.training.fit import model_fingerprint
+    from kerasopt.training.fingerprint import model_fingerprint
 
     return {
         "version": _CACHE_VERSION, "cpu": read_cpu_model(),
@@ -138,14 +138,10 @@ def prepare_candidate(cfg: ExperimentConfig, spec: DataSpec, cand: Candidate) ->
     apply_policy(cand.policy)
     try:
         model = build_model(cfg, spec)
-        kind = comp.head_kind(model, spec)
-        one_hot = comp.wants_one_hot(cfg, kind)
         steps = max(1, spec.num_train // batch // cfg.train.grad_accum_steps)
         optimizer = build_optimizer(cfg.train.optimizer, build_schedule(cfg, steps))
         # one batch per call, so every call is one timed step
-        one_step = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps_per_execution": 1})})
-        comp.compile_model(model, one_step, optimizer, comp.build_loss(cfg, kind),
-                           comp.build_metrics(cfg, kind, one_hot, spec.num_classes), cand.jit)
+        kind, one_hot = comp.compile_for(model, cfg, spec, optimizer, jit_compile=cand.jit, steps_per_execution=1)
     finally:
         apply_policy("float32")
     data = iter(tf.data.Dataset.from_tensors(synthetic_batch(spec, batch, kind, one_hot)).repeat())
@@ -258,8 +254,8 @@ def why_not_measured(cfg: ExperimentConfig, choice: Any = None) -> Optional[str]
         return "train.autotune is false"
     if os.environ.get(ENV_VAR, "").strip().lower() in ("0", "false", "no", "off"):
         return f"{ENV_VAR}={os.environ[ENV_VAR]}"
-    if choice is not None and (choice.replicas > 1 or choice.hvd is not None
-                               or choice.name in ("horovod", "multi_worker")):
+    if choice is not None and (choice.replicas > 1 or choice.name in ("horovod", "multi_worker",
+                                                                        "parameter_server")):
         return f"{choice.name} training (every rank must run the same precision)"
     return None
 

@@ -25,6 +25,7 @@ from kerasopt.callbacks.signals import GracefulStop
 from kerasopt.callbacks.tensorboard import TensorBoard
 from kerasopt.callbacks.throughput import Throughput
 from kerasopt.config.schema import ExperimentConfig
+from kerasopt.distribute.backend import Backend
 from kerasopt.errors import ConfigError
 from kerasopt.training.rundir import RunDir
 
@@ -45,36 +46,22 @@ def _ema_weights_reader(ema):
 
 
 def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, fingerprint: str, *, steps: int,
-                    resume: bool, val_data=None, dist=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
+                    resume: bool, backend: Backend, val_data=None,
+                    ema=None) -> tuple[list[keras.callbacks.Callback], dict[str, Any]]:
     """Return the ordered callback list and a name -> callback map for the loop and the summary.
 
-    Under Horovod (``dist.hvd``): initial variables are broadcast from rank 0, metrics are averaged
-    before any callback reads them, stop decisions are agreed by all ranks, and only rank 0
-    checkpoints, logs and prints. Under MultiWorkerMirroredStrategy (``dist.sync``): every worker
-    takes part in each checkpoint save (non-chief ones into a scratch folder) and the stop and
-    "first save" decisions are agreed over the workers, so collectives line up; metrics are
-    already global there, as gradients are all-reduced inside the step.
+    ``ema``: the assembly's :class:`~kerasopt.callbacks.ema.WeightEMA` (its update may already be
+    fused into the step). The ``backend`` adds its own callbacks (Horovod: the initial broadcast
+    and the metric average) and says which process checkpoints, logs and prints, and how a stop
+    decision taken on one process reaches the others.
     """
     c = cfg.callbacks
     has_val = val_data is not None
-    hvd = getattr(dist, "hvd", None)
-    chief = dist is None or dist.is_chief
-    mw = getattr(dist, "sync", None)  # multi_worker's WorkerSync
-    named: dict[str, Any] = {}
-    if hvd is not None:
-        from kerasopt.distribute.horovod import average_non_trainable_callback
-
-        named["hvd_broadcast"] = hvd.callbacks.BroadcastGlobalVariablesCallback(0)
-        named["hvd_average_stats"] = average_non_trainable_callback(hvd)
+    named: dict[str, Any] = dict(backend.first_callbacks())
     named.update(lr=LearningRateLogger(), throughput=Throughput(cfg.data.batch_size))
-    if c.ema.enabled:
-        from kerasopt.callbacks.ema import WeightEMA
-
-        # export="raw" here: the loop calls fit several times (resumed partial epoch, NaN retries)
-        # and EMA weights must go into the model once, at the very end (fit.py does that).
-        named["ema"] = WeightEMA.from_config(c.ema, validation_data=val_data, export="raw")
-    if hvd is not None:  # after the callbacks that add keys, before those that read them
-        named["hvd_metric_average"] = hvd.callbacks.MetricAverageCallback()
+    if ema is not None:
+        named["ema"] = ema
+    named.update(backend.after_metric_callbacks())  # after the callbacks that add keys, before their readers
     if cfg.train.schedule.type == "reduce_on_plateau":
         from kerasopt.callbacks.plateau import ReduceLROnPlateau
 
@@ -85,55 +72,19 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
     if c.nan_guard.enabled:
         g = c.nan_guard
         named["nan_guard"] = NaNGuard(g.max_retries, g.lr_factor, g.loss_bound)
-        if hvd is not None:
-            from kerasopt.distribute.horovod import max_across_workers
-
-            named["nan_guard"].sync = max_across_workers(hvd)
+        named["nan_guard"].sync = backend.nan_sync()
     if c.early_stopping.enabled:
-        es = c.early_stopping
-        _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
-        named["early_stopping"] = ResumableEarlyStopping(es.monitor, es.mode, es.patience, es.min_delta,
-                                                         es.restore_best_weights)
-        if "ema" in named and c.ema.export == "ema":
-            # val_* are the EMA model's metrics, so "best weights" are the EMA weights of that epoch.
-            named["early_stopping"].weights_fn = _ema_weights_reader(named["ema"])
-    guard = named.get("nan_guard")
-    stopper = GracefulStop()
-    if hvd is not None:
-        from kerasopt.distribute.horovod import max_across_workers
-
-        stopper.sync = max_across_workers(hvd)
-    elif mw is not None:
-        stopper.sync = mw.any
-    # Under multi_worker a signal reaches one worker first; only the agreed stop (set on every worker
-    # after the same batch) may change whether a save, a collective, happens.
-    stopped = (lambda: stopper._saved) if mw is not None else (lambda: stopper.received)
-    if chief:  # before the checkpoint: a kill between the two never leaves a "done" epoch without its row
-        named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
-    if c.checkpoint.enabled and (chief or mw is not None):
-        ck = c.checkpoint
-        _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
-        named["checkpoint"] = AtomicCheckpoint(
-            rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
-            every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
-            skip_save=lambda: bool((guard is not None and guard.tripped()) or stopped()), scratch=not chief,
-        )
-        if mw is not None:
-            named["checkpoint"].agree = lambda missing: mw.from_chief([float(missing)], chief)[0] > 0.5
-        stopper.on_stop = named["checkpoint"].save_partial
-    named["graceful"] = stopper
-    if c.tensorboard.enabled and (chief or mw is not None):
+        named["early_stopping"] = _early_stopping(c, has_val, named.get("ema"))
+    _checkpoint_and_signals(cfg, rd, fingerprint, named, backend, has_val, resume)
+    if c.tensorboard.enabled:
         tb = c.tensorboard
         kw = dict(histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, update_freq=tb.update_freq)
-        if chief:
-            named["tensorboard"] = TensorBoard(
-                log_dir=str(rd.tensorboard), profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0,
-                **kw)
-        else:  # weight histograms are collectives under multi_worker: the others log into scratch too
-            from kerasopt.distribute.multi_worker import scratch_tensorboard
-
-            named["tensorboard"] = scratch_tensorboard(profile_batch=0, **kw)
-    named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose if chief else 0)
+        board = TensorBoard(log_dir=str(rd.tensorboard),
+                            profile_batch=tuple(tb.profile_batches) if tb.profile_batches else 0, **kw) \
+            if backend.is_chief else backend.worker_tensorboard(**kw)
+        if board is not None:
+            named["tensorboard"] = board
+    named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose if backend.is_chief else 0)
     cbs = list(named.values())
     stateful = [cb for cb in cbs if isinstance(cb, StatefulCallback)]
     if "checkpoint" in named:
@@ -143,3 +94,39 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         if callable(build):
             build(model)
     return cbs, named
+
+
+def _early_stopping(c, has_val: bool, ema) -> ResumableEarlyStopping:
+    es = c.early_stopping
+    _check_monitor(es.monitor, "callbacks.early_stopping.monitor", has_val)
+    stopper = ResumableEarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best_weights)
+    if ema is not None and c.ema.export == "ema":
+        # val_* are the EMA model's metrics, so "best weights" are the EMA weights of that epoch.
+        stopper.weights_fn = _ema_weights_reader(ema)
+    return stopper
+
+
+def _checkpoint_and_signals(cfg: ExperimentConfig, rd: RunDir, fingerprint: str, named: dict[str, Any],
+                            backend: Backend, has_val: bool, resume: bool) -> None:
+    """The CSV history, the checkpoint and the signal handler that saves through it, in that order."""
+    c = cfg.callbacks
+    guard = named.get("nan_guard")
+    stopper = GracefulStop()
+    stopper.sync = backend.stop_sync()
+    stopped = backend.stop_decided(stopper)
+    if backend.is_chief:  # before the checkpoint: a kill between the two never leaves a "done" epoch without its row
+        named["csv_logger"] = keras.callbacks.CSVLogger(str(rd.history), append=resume)
+    if c.checkpoint.enabled and backend.saves_checkpoints:
+        ck = c.checkpoint
+        _check_monitor(ck.monitor, "callbacks.checkpoint.monitor", has_val)
+        named["checkpoint"] = AtomicCheckpoint(
+            rd.checkpoints, monitor=ck.monitor, mode=ck.mode, save_top_k=ck.save_top_k,
+            every_n_steps=ck.every_n_steps, fingerprint=fingerprint, config=cfg.model_dump(mode="json"),
+            skip_save=lambda: bool((guard is not None and guard.tripped()) or stopped()),
+            scratch=not backend.is_chief,
+        )
+        agree = backend.checkpoint_agree()
+        if agree is not None:
+            named["checkpoint"].agree = agree
+        stopper.on_stop = named["checkpoint"].save_partial
+    named["graceful"] = stopper

@@ -104,6 +104,19 @@ def prepare_labels(ds, kind: str, one_hot: bool, num_classes: Optional[int]):
     return ds
 
 
-def compile_model(model: keras.Model, cfg: ExperimentConfig, optimizer, loss, metrics, jit_compile: bool) -> None:
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile,
-                  steps_per_execution=cfg.train.steps_per_execution)
+def compile_for(model: keras.Model, cfg: ExperimentConfig, spec: DataSpec, optimizer=None, *,
+                jit_compile: bool = False, steps_per_execution: Optional[int] = 1) -> tuple[str, bool]:
+    """Compile ``model`` with the loss and metrics the config gives its head; returns ``(kind, one_hot)``.
+
+    The one place the head decides the loss, the metrics and the label form: training, fine-tuning
+    (prune, QAT), evaluation and the assembly all compile through it.
+
+    Example:
+        >>> kind, one_hot = compile_for(model, cfg, bundle.spec, optimizer)  # doctest: +SKIP
+    """
+    kind = head_kind(model, spec)
+    one_hot = wants_one_hot(cfg, kind)
+    model.compile(**({"optimizer": optimizer} if optimizer is not None else {}), loss=build_loss(cfg, kind),
+                  metrics=build_metrics(cfg, kind, one_hot, spec.num_classes), jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    return kind, one_hot

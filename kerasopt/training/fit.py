@@ -1,13 +1,16 @@
-"""The fit pipeline: config -> data -> model -> compile -> callbacks -> model.fit -> run directory.
+"""The fit pipeline: plan -> assemble -> callbacks -> restore -> loop -> finalize, into a run directory.
 
-``kerasopt fit`` and ``kerasopt.fit()`` both call :func:`fit`.
+``kerasopt fit`` and ``kerasopt.fit()`` reach :func:`fit` through :mod:`kerasopt.workflow`, which chains
+the steps after training (the report, pruning) as ``after`` callables: they run on the chief, before the
+processes of a distributed run leave together. Nothing here branches on the distribution mode; the
+backend object (:mod:`kerasopt.distribute.backend`) answers for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -28,6 +31,8 @@ class FitResult:
     metrics: dict[str, Any]
     config: ExperimentConfig
     extras: dict[str, Any] = field(default_factory=dict)
+    interrupted: Optional[str] = None  # "SIGTERM" when a signal stopped the run (it saved and can --resume)
+    assembly: Any = field(default=None, repr=False)  # what trained: backend, data bundle, training model
 
     def __repr__(self) -> str:
         final = self.metrics.get("final", {})
@@ -35,13 +40,7 @@ class FitResult:
         return f"FitResult(run_dir='{self.run_dir.path}', epochs={self.metrics.get('epochs_run')}, {shown})"
 
 
-def model_fingerprint(cfg: ExperimentConfig) -> str:
-    """A short hash of what decides the model's variables (resume refuses a changed model)."""
-    import hashlib
-    import json
-
-    payload = json.dumps(cfg.model.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+After = Callable[[FitResult, Callable[[str], None]], None]
 
 
 def fit(
@@ -53,17 +52,20 @@ def fit(
     overwrite: bool = False,
     print_fn: Optional[Callable[[str], None]] = None,
     callbacks: Iterable[Any] = (),
+    after: Sequence[After] = (),
 ) -> FitResult:
     """Train the experiment described by ``config`` and write its run directory.
 
     ``callbacks``: extra Keras callbacks, run after kerasopt's own (e.g. ``kerasopt.bench.measure.EpochTimer``).
+    ``after``: steps ``step(result, say)`` run on the chief once a run has finished (not when a signal
+    stopped it), before the processes of a distributed run leave together.
 
     Example:
         >>> result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 2})  # doctest: +SKIP
         >>> result.metrics["final"]["val_accuracy"]  # doctest: +SKIP
     """
     from kerasopt.distribute.tf_config import launch_rank
-    from kerasopt.training.report import console_print
+    from kerasopt.io.console import console_print
 
     t_start = time.perf_counter()
     cfg = load_config(config, overrides)
@@ -76,163 +78,78 @@ def fit(
     with lock or contextlib.nullcontext():
         if chief:
             check_run_dir(rd, resume=resume, overwrite=overwrite)  # before any compute, writes nothing
-        return _train(cfg, rd, chief=chief, say=say, resume=resume, overwrite=overwrite, callbacks=callbacks,
-                      t_start=t_start)
+        result = _train(cfg, rd, say=say, resume=resume, overwrite=overwrite, callbacks=callbacks, t_start=t_start)
+        backend = result.assembly.backend
+        if backend.is_chief and not result.interrupted:
+            for step in after:
+                step(result, say)
+        backend.finish()  # multi_worker: leave together, after the chief's exports
+    return result
 
 
-def _train(cfg: ExperimentConfig, rd: RunDir, *, chief: bool, say: Callable[[str], None], resume: bool,
-           overwrite: bool, callbacks: Iterable[Any], t_start: float) -> FitResult:
+def _train(cfg: ExperimentConfig, rd: RunDir, *, say: Callable[[str], None], resume: bool, overwrite: bool,
+           callbacks: Iterable[Any], t_start: float) -> FitResult:
     """:func:`fit` after the run directory is locked and checked."""
-    from kerasopt._keras import keras, tf
-    from kerasopt.data.mixing import check_mixing, mixed
-    from kerasopt.data.pipeline import build_datasets
-    from kerasopt.distribute.strategy import choose_strategy, xla_unsupported
-    from kerasopt.models import build_model
-    from kerasopt.training import compile as comp
-    from kerasopt.training.accumulate import add_post_step, prepare_accumulation, with_grad_accumulation
-    from kerasopt.training.calibrate import resolve_decision
-    from kerasopt.training.callbacks_factory import build_callbacks
-    from kerasopt.training.freezing import prepare_transfer
-    from kerasopt.training.loop import TrainingLoop, trim_history_csv
-    from kerasopt.training.optimizers import build_optimizer
-    from kerasopt.training.precision import apply_policy, decide_precision, detect_device
-    from kerasopt.training.report import finish_run
-    from kerasopt.training.schedules import build_schedule
-    from kerasopt.training.seeding import set_seed
+    from kerasopt._keras import keras
+    from kerasopt.training.assembly import assemble, plan_run
+    from kerasopt.training.fingerprint import model_fingerprint
 
-    choice = choose_strategy(cfg)  # first: MultiWorkerMirroredStrategy must precede every TF op
-    set_seed(cfg.seed)
-    # Random layers draw from tf.random.Generator objects whose state is a variable:
-    # checkpoints save it, so dropout after a resume matches an uninterrupted run.
-    keras.backend.experimental.enable_tf_random_generator()
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    device = detect_device()
-    decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, device, cfg.model.type)
-    no_xla = xla_unsupported(choice, has_gpu=bool(device.gpus))
-    if no_xla and decision.jit_compile:
-        if cfg.train.jit_compile is True:
-            raise ConfigError(f"{no_xla}; set train.jit_compile: auto or false. Received: jit_compile=True",
-                              key="train.jit_compile")
-        import dataclasses
-
-        decision = dataclasses.replace(decision, jit_compile=False)
-
-    hvd = choice.hvd
-    bundle = build_datasets(cfg, shard=(choice.rank, choice.replicas) if hvd and choice.replicas > 1 else None)
-    spec = bundle.spec
-    from kerasopt.data.cache import data_summary
-
-    say(data_summary(spec.extras))
-    # On a CPU, auto is measured on the real model (or read from the cache): it needs the input shape.
-    decision = resolve_decision(cfg, spec, device, decision, say, choice=choice)
-    say(f"device: {decision.device}; precision: {decision.policy} ({decision.reason}); "
-        f"XLA: {'on' if decision.jit_compile else 'off'}; strategy: {choice.name} ({choice.reason})")
-    if choice.replicas > 1:
-        say(f"batch: {cfg.data.batch_size} global = {cfg.data.batch_size // choice.replicas} per replica "
-            f"x {choice.replicas} replicas")
-    # Under Horovod, DistributedOptimizer accumulates (backward_passes_per_step) and allreduces once.
-    k = 1 if hvd else cfg.train.grad_accum_steps
-    steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
-    apply_policy(decision.policy)
+    plan = plan_run(cfg)  # first: MultiWorkerMirroredStrategy must precede every TF op
+    chief = plan.backend.is_chief
     try:
-        with choice.strategy.scope():
-            model = build_model(cfg, spec)
-            freeze = prepare_transfer(cfg, model, say, resume=resume)
-            kind = comp.head_kind(model, spec)
-            check_mixing(cfg, kind, spec.input_shape, spec.input_dtype)
-            one_hot = comp.wants_one_hot(cfg, kind)
-            schedule = build_schedule(cfg, max(1, steps // cfg.train.grad_accum_steps), world_size=choice.replicas)
-            optimizer = build_optimizer(cfg.train.optimizer, schedule)
-            if hvd:
-                from kerasopt.distribute.horovod import distributed_optimizer
-
-                optimizer = distributed_optimizer(hvd, optimizer, cfg)
-            # The EMA update runs inside the compiled step when there is one replica (fused below).
-            fuse_ema = cfg.callbacks.ema.enabled and choice.replicas == 1
-            train_model = with_grad_accumulation(model, k, wrap=fuse_ema or cfg.distill is not None)
-            if cfg.distill is not None:
-                from kerasopt.compress import distill
-
-                distill.attach(train_model, distill.load_teacher(cfg.distill, spec, model), cfg.distill)
-                say(f"distilling from {cfg.distill.teacher} (alpha {cfg.distill.alpha}, "
-                    f"temperature {cfg.distill.temperature})")
-            comp.compile_model(train_model, cfg, optimizer, comp.build_loss(cfg, kind),
-                               comp.build_metrics(cfg, kind, one_hot, spec.num_classes), decision.jit_compile)
-            prepare_accumulation(train_model)
-        cw = comp.class_weights(cfg, spec)
-        val_ds = choice.dataset(comp.prepare_labels(bundle.val, kind, one_hot, spec.num_classes))
-
+        a = assemble(cfg, plan, say=say, resume=resume)
         fingerprint = model_fingerprint(cfg)
-        with choice.strategy.scope():
-            cbs, named = build_callbacks(cfg, rd, train_model, fingerprint, steps=steps, resume=resume,
-                                         val_data=val_ds, dist=choice)
-        cbs = [*cbs, *callbacks]
-        if fuse_ema and "ema" in named:
-            add_post_step(train_model, named["ema"].fused_update(train_model))
-        start_epoch = start_batch = 0
-        if resume:
-            with choice.strategy.scope():  # optimizer slots created for the restore must be distributed
-                start_epoch, start_batch = _restore(rd, train_model, cbs, fingerprint, say)
-            if start_batch >= steps:  # stopped after an epoch's last batch: that epoch is complete
-                start_epoch, start_batch = start_epoch + 1, 0
-            if hvd:  # every rank continues from rank 0's position
-                from kerasopt.distribute.horovod import broadcast
-
-                start_epoch, start_batch = broadcast(hvd, (start_epoch, start_batch))
-            elif choice.sync is not None:  # multi_worker: the chief's position (collectives must line up)
-                start_epoch, start_batch = map(round, choice.sync.from_chief([start_epoch, start_batch], chief))
-            at = f"epoch {start_epoch + 1}" + (f", batch {start_batch + 1}" if start_batch else "")
-            say(f"resuming {rd.path} at {at}")
-            if chief:
-                trim_history_csv(rd.history, start_epoch)
+        with a.backend.strategy.scope():
+            cbs, named = _callbacks(cfg, rd, a, fingerprint, resume=resume, extra=callbacks)
+        start_epoch, start_batch = _restore(cfg, rd, a, cbs, fingerprint, say) if resume else (0, 0)
         if chief:
             create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
-        loop = TrainingLoop(
-            train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=steps,
-            stream=lambda e: choice.dataset(mixed(  # mixup/cutmix (when on) after the one-hot labels
-                comp.prepare_labels(bundle.train_from_epoch(e), kind, one_hot, spec.num_classes),
-                cfg.data.augment, cfg.seed, first_batch=e * steps)),
-            val_data=val_ds, class_weight=cw, history_csv=rd.history if chief else None,
-            checkpoints=rd.checkpoints, say=say, freeze=freeze,
-        )
+        loop = _loop(cfg, rd, a, cbs, named, say)
         t_fit = time.perf_counter()
         history = loop.run(start_epoch, start_batch)
         _final_weights(cfg, named)
-        loop.check_finite(model)  # a diverged run exports nothing and exits 1
-        if choice.name == "multi_worker":  # export and report from a plain copy: no collective on the chief alone
-            from kerasopt.distribute.multi_worker import local_copy
-
-            model = local_copy(model, lambda: build_model(cfg, spec))
+        loop.check_finite(a.model)  # a diverged run exports nothing and exits 1
+        model = a.exportable()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    metrics = finish_run(cfg, rd, model, history, named, decision, choice, spec, bundle,
-                         initial_epoch=start_epoch, fit_seconds=time.perf_counter() - t_fit,
-                         wall_seconds=time.perf_counter() - t_start, say=say, interrupted=loop.interrupted,
-                         write=chief)
+    return _finalize(cfg, rd, a, model, history, named, loop, start_epoch=start_epoch,
+                     fit_seconds=time.perf_counter() - t_fit, wall_seconds=time.perf_counter() - t_start, say=say)
+
+
+def _callbacks(cfg: ExperimentConfig, rd: RunDir, a, fingerprint: str, *, resume: bool,
+               extra: Iterable[Any]) -> tuple[list, dict[str, Any]]:
+    from kerasopt.training.callbacks_factory import build_callbacks
+
+    cbs, named = build_callbacks(cfg, rd, a.train_model, fingerprint, steps=a.steps, resume=resume,
+                                 backend=a.backend, val_data=a.val, ema=a.ema)
+    return [*cbs, *extra], named
+
+
+def _loop(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, named: dict[str, Any], say: Callable[[str], None]):
+    from kerasopt.training.loop import TrainingLoop
+
+    return TrainingLoop(
+        a.train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=a.steps, stream=a.train_stream,
+        val_data=a.val, class_weight=a.class_weight, history_csv=rd.history if a.backend.is_chief else None,
+        checkpoints=rd.checkpoints, say=say, freeze=a.freeze,
+    )
+
+
+def _finalize(cfg: ExperimentConfig, rd: RunDir, a, model, history, named: dict[str, Any], loop, *,
+              start_epoch: int, fit_seconds: float, wall_seconds: float, say: Callable[[str], None]) -> FitResult:
+    """Exports, ``metrics.json`` and the end-of-run summary; ``preprocess.json`` for ``kerasopt predict``."""
+    from kerasopt.training.report import finish_run
+
+    chief = a.backend.is_chief
+    metrics = finish_run(cfg, rd, model, history, named, a.decision, a.backend, a.spec, a.bundle,
+                         initial_epoch=start_epoch, fit_seconds=fit_seconds, wall_seconds=wall_seconds, say=say,
+                         interrupted=loop.interrupted, write=chief)
     if chief and not loop.interrupted:  # what `kerasopt predict` needs to prepare raw inputs as training did
         from kerasopt.training.preprocess_record import write_preprocessing
 
-        write_preprocessing(rd.path, cfg, spec, model, say)
-    if chief and cfg.report and not loop.interrupted:
-        from kerasopt.reporting import write_report
-
-        try:
-            paths = write_report(rd.path, model=model, bundle=None if hvd else bundle)
-            say(f"report: {paths['html']}")
-        except Exception as e:  # noqa: BLE001 - a report must never cost a finished run
-            say(f"report not written: {type(e).__name__}: {e}")
-    extras: dict[str, Any] = {}
-    if cfg.prune is not None and chief and not loop.interrupted:
-        if hvd is not None or choice.replicas > 1:
-            say("prune: skipped under distributed training; run `kerasopt prune CONFIG --from RUN_DIR` on one process")
-        else:
-            from kerasopt.compress.pipeline import run_prune
-
-            extras["prune"] = run_prune(cfg, rd.path, overwrite=True, say=say)
-    if choice.sync is not None:  # multi_worker: leave together, after the chief's exports
-        choice.sync.barrier()
-    return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg, extras=extras)
+        write_preprocessing(rd.path, cfg, a.spec, model, say)
+    return FitResult(model=model, history=history, run_dir=rd, metrics=metrics, config=cfg,
+                     interrupted=loop.interrupted, assembly=a)
 
 
 def _final_weights(cfg: ExperimentConfig, named: dict) -> None:
@@ -245,8 +162,26 @@ def _final_weights(cfg: ExperimentConfig, named: dict) -> None:
         ema.apply_ema_to_model()
 
 
-def _restore(rd: RunDir, train_model, callbacks: list, fingerprint: str,
+def _restore(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, fingerprint: str,
              say: Callable[[str], None]) -> tuple[int, int]:
+    """The newest intact checkpoint read into the model and the callbacks; the position every process
+    continues from (the chief's)."""
+    from kerasopt.io.history import trim_history
+
+    with a.backend.strategy.scope():  # optimizer slots created for the restore must be distributed
+        epoch, batch = _read_checkpoint(rd, a.train_model, cbs, fingerprint, say)
+    if batch >= a.steps:  # stopped after an epoch's last batch: that epoch is complete
+        epoch, batch = epoch + 1, 0
+    epoch, batch = a.backend.from_chief((epoch, batch))  # collectives must line up
+    at = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch else "")
+    say(f"resuming {rd.path} at {at}")
+    if a.backend.is_chief:
+        trim_history(rd.history, epoch)
+    return epoch, batch
+
+
+def _read_checkpoint(rd: RunDir, train_model, callbacks: list, fingerprint: str,
+                     say: Callable[[str], None]) -> tuple[int, int]:
     from kerasopt.callbacks.base import StatefulCallback
     from kerasopt.callbacks.checkpoint import newest_intact, read_meta, restore_checkpoint
 

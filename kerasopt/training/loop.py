@@ -22,10 +22,6 @@ from kerasopt.callbacks.checkpoint import find_checkpoint, read_meta, restore_ch
 from kerasopt.errors import TrainingDiverged
 from kerasopt.io.history import trim_history
 
-# The old name, imported from here only by training/fit.py until its owner switches to
-# kerasopt.io.history.trim_history; nothing else may.
-trim_history_csv = trim_history
-
 
 def lr_scale_variable(model: keras.Model):
     opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)

@@ -6,7 +6,13 @@ from typing import Any
 
 from kerasopt._keras import keras
 from kerasopt.config.train_schema import (
-    AdagradOptimizer, AdamOptimizer, AdamWOptimizer, NadamOptimizer, OptimizerConfig, RMSpropOptimizer, SGDOptimizer,
+    AdagradOptimizer,
+    AdamOptimizer,
+    AdamWOptimizer,
+    NadamOptimizer,
+    OptimizerConfig,
+    RMSpropOptimizer,
+    SGDOptimizer,
 )
 from kerasopt.registry import Registry
 

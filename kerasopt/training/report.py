@@ -14,10 +14,6 @@ from kerasopt.io.history import read_metrics
 from kerasopt.monitor import Monitor
 from kerasopt.training.rundir import RunDir
 
-# console_print is imported from here by training/fit.py and compress/pipeline.py until their owners switch
-# to kerasopt.io.console; nothing else may.
-__all__ = ["console_print", "finish_run", "print_summary", "summarize"]
-
 
 def summarize(history: dict[str, list[float]], initial_epoch: int) -> dict[str, Any]:
     """Final and best value of every metric; epochs are 1-based and count from the run's start."""

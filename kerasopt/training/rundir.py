@@ -17,13 +17,7 @@ from typing import Optional
 from kerasopt.config.loader import dump_config
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.errors import ConfigError
-from kerasopt.io.atomic import write_json, write_text
-
-# The old home of the atomic writers, kept only for kerasopt/compress/pipeline.py (its owner switches it
-# to kerasopt.io.atomic, then these two names go): nothing else may import them from here.
-write_text_atomic = write_text
-__all__ = ["MARKER", "RunDir", "check_overwrite", "check_run_dir", "check_writable", "create_run_dir",
-           "resolve_run_dir", "write_json", "write_text_atomic"]
+from kerasopt.io.atomic import write_text
 
 MARKER = "config.yaml"
 

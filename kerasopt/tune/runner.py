@@ -1,6 +1,6 @@
 """Run one trial's training: in this process, or in a fresh Python process (``tune.isolate``).
 
-Both paths call :func:`kerasopt.training.fit.fit` on a complete trial config and
+Both paths call :func:`kerasopt.workflow.fit` on a complete trial config and
 leave a normal kerasopt run directory behind; the objective is then read from
 its ``history.csv``, so both paths are scored the same way.
 """
@@ -51,7 +51,7 @@ def run_in_process(cfg: ExperimentConfig, run_dir: Path, *, resume: bool, log_pa
     import gc
 
     from kerasopt._keras import keras
-    from kerasopt.training.fit import fit
+    from kerasopt.workflow import fit
 
     t0 = time.perf_counter()
     with open(log_path, "a") as log:

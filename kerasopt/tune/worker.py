@@ -1,6 +1,6 @@
 """One isolated trial: ``python -m kerasopt.tune.worker CONFIG RUN_DIR RESULT [--resume] [--t0 T]``.
 
-Trains ``CONFIG`` into ``RUN_DIR`` with :func:`kerasopt.training.fit.fit` and
+Trains ``CONFIG`` into ``RUN_DIR`` with :func:`kerasopt.workflow.fit` and
 writes ``RESULT`` (JSON): ``{"ok": true, "metrics": ..., "startup_s": ...}`` or
 ``{"ok": false, "error": "TrainingDiverged: ..."}``. ``startup_s`` is the time from
 ``--t0`` (the parent's clock when it started this process) until TensorFlow and
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"ok": False}
     try:
         import kerasopt._keras  # noqa: F401 - TensorFlow itself, so startup_s covers the whole import
-        from kerasopt.training.fit import fit
+        from kerasopt.workflow import fit
 
         out["startup_s"] = round(time.time() - t0, 3)
         res = fit(args.config, run_dir=str(args.run_dir), resume=args.resume, overwrite=not args.resume)
