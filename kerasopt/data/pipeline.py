@@ -32,7 +32,7 @@ from kerasopt.config.data_schema import FileData
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.data.cache_store import CacheStore, shuffle_size
 from kerasopt.data.crops import crop_batch, crop_settings
-from kerasopt.data.prepare import build_prep
+from kerasopt.data.prepare import Prep, build_prep
 from kerasopt.data.randaugment import rand_augment
 from kerasopt.data.source_base import SourceData, Stream
 from kerasopt.data.sources import load_source
@@ -119,6 +119,74 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
     """
     d = cfg.data
     batch = _worker_batch(d.batch_size, shard)
+    ex = _load_split(cfg)
+    p = _prepare(cfg, ex, shard)
+    tr = _worker_train(ex, p, shard)
+    normalizer = _train_normalizer(d, ex, p, tr, shard)
+    tr = _shuffle(cfg, ex, p, tr)
+    train, epoch_stream = _train_batches(cfg, ex, p, tr, shard, batch, normalizer)
+    val = _val_batches(ex, p, batch, normalizer, d.prefetch)
+
+    ex.extras["cache"] = p.store.plan.as_dict()
+    ex.extras.update(origin=ex.src.origin, split={"seed": cfg.seed, "stratified": ex.stratified, "shard": shard})
+    spec = _spec(ex.src, ex.y, ex.task, ex.train_idx, len(ex.val_idx), p.input_shape, ex.x, ex.extras)
+    return DataBundle(
+        train=train, val=val, spec=spec, steps_per_epoch=math.ceil(p.n_train / d.batch_size),
+        val_steps=math.ceil(len(ex.val_idx) / batch), batch_size=batch, epoch_stream=epoch_stream,
+    )
+
+
+@dataclass
+class _Examples:
+    """The source's examples after the split: inputs (``x``, or ``src.stream`` when streamed), labels, indices."""
+
+    src: SourceData
+    x: Optional[np.ndarray]
+    y: np.ndarray
+    task: str
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    stratified: bool
+    extras: dict  # becomes ``spec.extras``; each step records what it decided
+
+    def elements(self, indices: np.ndarray, file_shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
+        """``(x, y)`` elements of ``indices`` (raw, before ``Prep``) and how many there are."""
+        if self.x is not None:
+            return tf.data.Dataset.from_tensor_slices((self.x[indices], self.y[indices])), len(indices)
+        return self.src.stream.make(indices, file_shard)
+
+
+@dataclass
+class _Prepared:
+    """How the examples are prepared, augmented and cached (shared by training and validation)."""
+
+    raw_train: tf.data.Dataset  # every training example, raw (a class-sorted folder's files permuted once)
+    n_train: int
+    prep: Prep
+    input_shape: tuple
+    crop_files: bool  # random resized crops cut from a folder's files each epoch (its training split uncached)
+    seeded: Optional[Callable]  # the seeded batch augmentation, ``None`` when none is on
+    store: CacheStore
+    on_batch: Optional[Callable]  # per-batch preparation when the cache holds raw (uint8) examples
+    calls: int  # num_parallel_calls
+
+
+@dataclass
+class _WorkerTrain:
+    """This worker's training examples: cached, the statistics' source, then shuffled (``_shuffle``)."""
+
+    cached: tf.data.Dataset  # after the cache, in split order
+    stats: tf.data.Dataset  # what the statistics read: every worker's examples, even when sharded
+    count: int
+    indices: np.ndarray  # this worker's training indices (all of them when sharded by file)
+    train: tf.data.Dataset  # ``cached``, shuffled when ``buffer > 0``
+    buffer: int = 0
+    by_index: bool = False  # the source orders each epoch itself (index shuffles), no shuffle buffer
+
+
+def _load_split(cfg: ExperimentConfig) -> _Examples:
+    """Load the source, cut ``data.max_examples``, split (seeded), then encode and check the inputs."""
+    d = cfg.data
     src = load_source(cfg)
     n = min(src.num_examples, d.max_examples or src.num_examples)
     if n == 0:
@@ -142,16 +210,15 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
         if x.dtype.kind == "f":
             step = max(1, (16 << 20) // max(1, x[:1].nbytes))  # 16 MB of rows at a time
             check_finite(((s, x[s:s + step]) for s in range(0, len(x), step)), src.origin)
+    return _Examples(src, x, y, task, train_idx, val_idx, stratified, extras)
 
+
+def _prepare(cfg: ExperimentConfig, ex: _Examples, shard: Optional[tuple[int, int]]) -> _Prepared:
+    """The per-example preparation, the seeded augmentation and the cache plan."""
+    d, src = cfg.data, ex.src
     calls = parallel(d.num_parallel_calls)
-    label_dtype = tf.int32 if task == "classification" else tf.float32
-
-    def elements(indices: np.ndarray, file_shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
-        if x is not None:
-            return tf.data.Dataset.from_tensor_slices((x[indices], y[indices])), len(indices)
-        return src.stream.make(indices, file_shard)
-
-    raw_train, n_train = elements(train_idx, None)
+    label_dtype = tf.int32 if ex.task == "classification" else tf.float32
+    raw_train, n_train = ex.elements(ex.train_idx, None)
     prep = build_prep(cfg, src, tuple(raw_train.element_spec[0].shape), label_dtype, calls)
     input_shape = tuple(prep.elements(raw_train).element_spec[0].shape)
     if not all(input_shape):
@@ -161,80 +228,101 @@ def build_datasets(cfg: ExperimentConfig, *, shard: Optional[tuple[int, int]] = 
         )
     # random resized crops of a folder's training files are cut from the files each epoch, uncached
     crop_files = src.stream is not None and src.stream.epochs is not None and not src.stream.own_cache
-    seeded = _seeded_augment(d.augment, input_shape, raw_train.element_spec[0].dtype, x, train_idx, cfg.seed,
-                              shard, crop_files, extras)
+    seeded = _seeded_augment(d.augment, input_shape, raw_train.element_spec[0].dtype, ex.x, ex.train_idx, cfg.seed,
+                              shard, crop_files, ex.extras)
 
-    store = CacheStore(cfg, src, raw_train, prep, (0 if crop_files else n_train) + len(val_idx), shard,
+    store = CacheStore(cfg, src, raw_train, prep, (0 if crop_files else n_train) + len(ex.val_idx), shard,
                        cache_train=not crop_files)
     # uint8 images stay uint8 through the cache and the shuffle buffer; each batch is converted.
     on_batch = prep.on_batch if store.early else None
     if store.early and src.stream.ordered and d.shuffle_buffer > 0:
         # A bounded shuffle buffer over a class-sorted folder would give one-class batches: the file
         # order is permuted once (seeded) before decoding, as image_dataset_from_directory does.
-        raw_train, _ = elements(np.random.default_rng(cfg.seed).permutation(train_idx), None)
-    if shard is None:
-        train, n_local = store.ready(raw_train, "train", train_idx, None), n_train
-        full_train = train
-    else:
-        full_train = prep.elements(raw_train)  # only for the statistics, over every worker's examples
-        by_file = src.stream is not None and src.stream.num_files >= shard[1] > 1
-        indices = train_idx if by_file else shard_indices(train_idx, shard)
-        train, n_local = elements(indices, shard if by_file else None)
-        train = store.ready(train, "train", indices, shard)
-        if n_local == 0:
-            raise ConfigError(
-                f"worker {shard[0]} of {shard[1]} gets no training examples ({n_train} in all)", key="data"
-            )
-    normalizer = None
-    if d.normalize != "none":
-        # Without sharding the tf.data pass (when there is one) also fills the cache, so epoch 1 reads no file twice.
-        stats_ds = train if shard is None else full_train
-        normalizer, extras["normalize"] = _normalizer(
-            d, src, x, train_idx, lambda: prep.elements(stats_ds) if store.early and shard is None else stats_ds)
+        raw_train, _ = ex.elements(np.random.default_rng(cfg.seed).permutation(ex.train_idx), None)
+    return _Prepared(raw_train, n_train, prep, input_shape, crop_files, seeded, store, on_batch, calls)
 
+
+def _worker_train(ex: _Examples, p: _Prepared, shard: Optional[tuple[int, int]]) -> _WorkerTrain:
+    """This worker's training examples through the cache: all of them, or its shard (by file or by example)."""
+    if shard is None:
+        train = p.store.ready(p.raw_train, "train", ex.train_idx, None)
+        return _WorkerTrain(cached=train, stats=train, count=p.n_train, indices=ex.train_idx, train=train)
+    full_train = p.prep.elements(p.raw_train)  # only for the statistics, over every worker's examples
+    by_file = ex.src.stream is not None and ex.src.stream.num_files >= shard[1] > 1
+    indices = ex.train_idx if by_file else shard_indices(ex.train_idx, shard)
+    train, n_local = ex.elements(indices, shard if by_file else None)
+    train = p.store.ready(train, "train", indices, shard)
+    if n_local == 0:
+        raise ConfigError(
+            f"worker {shard[0]} of {shard[1]} gets no training examples ({p.n_train} in all)", key="data"
+        )
+    return _WorkerTrain(cached=train, stats=full_train, count=n_local, indices=indices, train=train)
+
+
+def _train_normalizer(d, ex: _Examples, p: _Prepared, tr: _WorkerTrain,
+                      shard: Optional[tuple[int, int]]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``data.normalize``'s ``(offset, scale)`` (``None`` for ``none``), recorded in ``extras["normalize"]``."""
+    if d.normalize == "none":
+        return None
+    # Without sharding the tf.data pass (when there is one) also fills the cache, so epoch 1 reads no file twice.
+    raw = p.store.early and shard is None  # the cached examples are raw (uint8): prepared for the statistics
+    normalizer, ex.extras["normalize"] = _normalizer(
+        d, ex.src, ex.x, ex.train_idx, lambda: p.prep.elements(tr.stats) if raw else tr.stats)
+    return normalizer
+
+
+def _shuffle(cfg: ExperimentConfig, ex: _Examples, p: _Prepared, tr: _WorkerTrain) -> _WorkerTrain:
+    """``tr`` with its training examples shuffled (seeded, reshuffled each epoch); recorded in ``extras["shuffle"]``."""
+    d, src = cfg.data, ex.src
     # A source that orders each epoch itself (index shuffles) needs no shuffle buffer.
-    by_index = src.stream is not None and src.stream.epochs is not None and (d.shuffle_buffer > 0 or crop_files)
-    buffer = 0 if by_index else shuffle_size(d.shuffle_buffer, n_local, store.bytes_per_example)
-    extras["shuffle"] = {"buffer": buffer, "of": n_local, "configured": d.shuffle_buffer,
-                         **({"by_index": True} if by_index else {})}
-    unshuffled = train
+    by_index = src.stream is not None and src.stream.epochs is not None and (d.shuffle_buffer > 0 or p.crop_files)
+    buffer = 0 if by_index else shuffle_size(d.shuffle_buffer, tr.count, p.store.bytes_per_example)
+    ex.extras["shuffle"] = {"buffer": buffer, "of": tr.count, "configured": d.shuffle_buffer,
+                            **({"by_index": True} if by_index else {})}
+    train = tr.cached
     if buffer > 0:
         train = train.shuffle(buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+    return dataclasses.replace(tr, train=train, buffer=buffer, by_index=by_index)
+
+
+def _train_batches(cfg: ExperimentConfig, ex: _Examples, p: _Prepared, tr: _WorkerTrain,
+                   shard: Optional[tuple[int, int]], batch: int,
+                   normalizer: Optional[tuple]) -> tuple[tf.data.Dataset, Optional[Callable[[int], tf.data.Dataset]]]:
+    """``bundle.train`` (augmented, normalized, prefetched batches) and ``bundle.epoch_stream`` (unsharded only)."""
+    d, src = cfg.data, ex.src
+    train = tr.train
     # a source's own epochs are prepared like its other examples (uint8 images: on each batch)
-    prepared = (lambda ds: ds) if store.early else prep.elements
-    if shard is not None and by_index:
+    prepared = (lambda ds: ds) if p.store.early else p.prep.elements
+    if shard is not None and tr.by_index:
         # every pass over this worker's rows in a new order seeded by (seed, pass), endless like repeat()
-        one_pass = src.stream.epochs(indices)
+        one_pass = src.stream.epochs(tr.indices)
         train = prepared(tf.data.Dataset.range(2**62).flat_map(one_pass))
     elif shard is not None:
         train = train.repeat()  # every worker runs steps_per_epoch steps even when its shard is smaller
-    transform = batch_transform(normalizer, on_batch, seeded)
+    transform = batch_transform(normalizer, p.on_batch, p.seeded)
     epoch_stream = None
     # crops and RandAugment seed each batch by its number in the run: training batches come numbered
-    numbered = seeded is not None
-    finish = lambda ds: _finish(ds, transform, d.prefetch, calls, numbered)  # noqa: E731
-    steps = math.ceil(n_local / batch)
-    if by_index and shard is None:
-        one_epoch = src.stream.epochs(train_idx)
+    numbered = p.seeded is not None
+    finish = lambda ds: _finish(ds, transform, d.prefetch, p.calls, numbered)  # noqa: E731
+    steps = math.ceil(tr.count / batch)
+    if tr.by_index and shard is None:
+        one_epoch = src.stream.epochs(ex.train_idx)
         epoch_stream = _epoch_stream_of(lambda e: prepared(one_epoch(e)), batch, finish, steps, numbered)
         train = prepared(one_epoch(tf.constant(0, tf.int64)))  # bundle.train: epoch 0's order
     elif shard is None:
-        epoch_stream = _epoch_stream(unshuffled, batch, buffer, cfg.seed, finish, steps, numbered)
+        epoch_stream = _epoch_stream(tr.cached, batch, tr.buffer, cfg.seed, finish, steps, numbered)
     train = train.batch(batch)
-    train = finish(train.enumerate() if numbered else train)
-    val = None
-    if len(val_idx):
-        val, _ = elements(val_idx, None)
-        val = store.ready(val, "val", val_idx, None).batch(batch)
-        val = _finish(val, batch_transform(normalizer, on_batch), d.prefetch, calls)
+    return finish(train.enumerate() if numbered else train), epoch_stream
 
-    extras["cache"] = store.plan.as_dict()
-    extras.update(origin=src.origin, split={"seed": cfg.seed, "stratified": stratified, "shard": shard})
-    spec = _spec(src, y, task, train_idx, len(val_idx), input_shape, x, extras)
-    return DataBundle(
-        train=train, val=val, spec=spec, steps_per_epoch=math.ceil(n_train / d.batch_size),
-        val_steps=math.ceil(len(val_idx) / batch), batch_size=batch, epoch_stream=epoch_stream,
-    )
+
+def _val_batches(ex: _Examples, p: _Prepared, batch: int, normalizer: Optional[tuple],
+                 prefetch: int) -> Optional[tf.data.Dataset]:
+    """The validation batches (never shuffled or augmented), ``None`` without a validation split."""
+    if not len(ex.val_idx):
+        return None
+    val, _ = ex.elements(ex.val_idx, None)
+    val = p.store.ready(val, "val", ex.val_idx, None).batch(batch)
+    return _finish(val, batch_transform(normalizer, p.on_batch), prefetch, p.calls)
 
 
 _EPOCH_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs map to distinct shuffle seeds

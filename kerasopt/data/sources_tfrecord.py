@@ -14,6 +14,8 @@ import glob
 import math
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -165,6 +167,30 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
     """
     all_files = _tfrecord_files(str(data.path))
     spec = _parse_spec(data)
+    inputs, numeric, image, tokens = _input_features(data)
+    pattern = str(data.path)
+
+    # The pass before training: every file's labels and numeric inputs, and (image inputs) every image decoded.
+    pre = {n: spec[n] for n in [data.label_key, *numeric, *([image] if image else [])]}
+    scans, checked = _check_shards(all_files, data, spec, pre, numeric, tokens, image)
+    kept = _kept_records(all_files, scans, data, spec, image)
+    y, task, class_names = _targets(kept.labels, pattern, data.label_key)
+    parse = _parser(data, spec, inputs, image, tokens, class_names, y.shape[1:])
+    make = _reader(kept, parse, parallel(data.num_parallel_calls))
+
+    extras: dict = {"files": len(kept.files), "file_check": checked}
+    if kept.skipped:
+        extras["skipped_files"] = kept.skipped
+    return SourceData(
+        y=y, stream=Stream(make, num_files=len(kept.files), files=list(kept.files)), origin=pattern,
+        label_key="data.label_key",
+        task=task, class_names=class_names, input_dtype="int32" if tokens else "float32",
+        vocab_size=kept.max_id + 1 if tokens else None, extras=extras,
+    )
+
+
+def _input_features(data: DataConfig) -> tuple[list[str], list[str], Optional[str], bool]:
+    """The input features besides the label, checked: ``(inputs, numeric ones, the image one, token ids?)``."""
     label, feats = data.label_key, data.features
     inputs = [n for n in feats if n != label]
     if not inputs:
@@ -179,12 +205,25 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
     tokens = len(inputs) == 1 and feats[inputs[0]].dtype == "int64" and len(feats[inputs[0]].shape) == 1
     numeric = [n for n in inputs if feats[n].dtype != "image"]
     image = inputs[0] if feats[inputs[0]].dtype == "image" else None
-    pattern = str(data.path)
-    calls = parallel(data.num_parallel_calls)
+    return inputs, numeric, image, tokens
 
-    # The pass before training: every file's labels and numeric inputs, and (image inputs) every image decoded.
-    pre = {n: spec[n] for n in [label, *numeric, *([image] if image else [])]}
-    scans, checked = _check_shards(all_files, data, spec, pre, numeric, tokens, image)
+
+@dataclass
+class _Kept:
+    """The readable files and which of their records are kept (``data.on_bad_file``)."""
+
+    files: list[str]
+    counts: list[int]  # records per file
+    keep: np.ndarray  # one bool per record of ``files``: False for a record whose image does not decode
+    labels: np.ndarray  # the kept records' labels, as read
+    max_id: int  # the largest token id (-1 without token ids)
+    skipped: list[str]  # the files and records left out
+
+
+def _kept_records(all_files: list[str], scans: list[ShardScan], data: DataConfig, spec: dict,
+                  image: Optional[str]) -> _Kept:
+    """``data.on_bad_file`` applied to the unreadable files, then to the records whose image does not decode."""
+    pattern = str(data.path)
     files, counts, label_parts, max_id = [], [], [], -1
     bad_files: list[tuple[str, str]] = []
     bad_records: list[tuple[str, int, int]] = []  # (file, record in file, record overall)
@@ -206,32 +245,42 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
     def record_reason(k: int) -> str:
         file, i, _ = bad_records[k]
         serialized = next(iter(tf.data.TFRecordDataset(file).skip(i).take(1)))
-        return decode_reason(tf.io.parse_single_example(serialized, {image: spec[image]})[image], feats[image].shape[2])
+        channels = data.features[image].shape[2]
+        return decode_reason(tf.io.parse_single_example(serialized, {image: spec[image]})[image], channels)
 
     total = int(sum(counts))
     skipped += handle_bad("image record", pattern, [f"{f}, record {i}" for f, i, _ in bad_records], record_reason,
                           total, data.on_bad_file)
     keep = np.ones(total, bool)
     keep[[g for _, _, g in bad_records]] = False
-    raw = np.concatenate(label_parts)[keep]
+    return _Kept(files, counts, keep, np.concatenate(label_parts)[keep], max_id, skipped)
+
+
+def _targets(raw: np.ndarray, pattern: str, label: str) -> tuple[np.ndarray, str, Optional[list[str]]]:
+    """The kept labels as ``(y, task, class_names)``; string labels are decoded and become class names."""
     if raw.dtype == object:
         raw = np.array([b.decode("utf-8", "replace") for b in raw])
     y, task, class_names = labels_from_array(raw, pattern, "data.label_key")
     if task == "regression" and not np.isfinite(y).all():
         raise ConfigError(f"NaN or Inf in label '{label}' of {pattern}", key="data")
+    return y, task, class_names
 
+
+def _parser(data: DataConfig, spec: dict, inputs: list[str], image: Optional[str], tokens: bool,
+            class_names: Optional[list[str]], target_shape: tuple) -> Callable:
+    """``parse``: a chunk of serialized records -> ``(inputs, targets)`` of the chunk (parsed in one call)."""
+    label, feats = data.label_key, data.features
     # String labels: index of the name in a constant (no lookup-table resource, so the
     # dataset graph stays serializable for tf.distribute).
     names_t = tf.constant(class_names) if class_names is not None else None
 
     def parse(serialized: tf.Tensor):
-        """A chunk of serialized records -> ``(inputs, targets)`` of the chunk (parsed in one call)."""
         ex = tf.io.parse_example(serialized, spec)
         if names_t is not None:
             hits = tf.cast(tf.equal(names_t[None, :], ex[label][:, None]), tf.int32)
             target = tf.argmax(hits, axis=1, output_type=tf.int64)
         else:
-            target = tf.reshape(ex[label], [-1, *y.shape[1:]])
+            target = tf.reshape(ex[label], [-1, *target_shape])
         if image is not None:
             h, w, c = feats[image].shape
             out = tf.TensorSpec([h, w, c], tf.uint8)
@@ -241,8 +290,15 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
         parts = [tf.reshape(tf.cast(ex[n], tf.float32), [-1, math.prod(feats[n].shape)]) for n in inputs]
         return (parts[0] if len(parts) == 1 else tf.concat(parts, 1)), target
 
+    return parse
+
+
+def _reader(kept: _Kept, parse: Callable, calls: int) -> Callable[..., tuple[tf.data.Dataset, int]]:
+    """``Stream.make``: the kept records of ``indices`` (example numbers), of this worker's files when sharded."""
+    files, counts = kept.files, kept.counts
+    total = int(sum(counts))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    kept_ids = np.flatnonzero(keep)  # example index -> record index over all files
+    kept_ids = np.flatnonzero(kept.keep)  # example index -> record index over all files
 
     def make(indices: np.ndarray, shard: Optional[tuple[int, int]]) -> tuple[tf.data.Dataset, int]:
         mask = np.zeros(total, bool)
@@ -263,12 +319,4 @@ def load_tfrecord(data: DataConfig, seed: int) -> SourceData:
         ds = ds.batch(DECODE_CHUNK).map(as_written(lambda _, s: parse(s)), num_parallel_calls=calls).unbatch()
         return ds, int(sum(mask[offsets[k]:offsets[k + 1]].sum() for k in ids))
 
-    extras: dict = {"files": len(files), "file_check": checked}
-    if skipped:
-        extras["skipped_files"] = skipped
-    return SourceData(
-        y=y, stream=Stream(make, num_files=len(files), files=list(files)), origin=pattern,
-        label_key="data.label_key",
-        task=task, class_names=class_names, input_dtype="int32" if tokens else "float32",
-        vocab_size=max_id + 1 if tokens else None, extras=extras,
-    )
+    return make
