@@ -169,7 +169,7 @@ def _restore(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, fingerprint: str,
     from kerasopt.io.history import trim_history
 
     with a.backend.strategy.scope():  # optimizer slots created for the restore must be distributed
-        epoch, batch = _read_checkpoint(rd, a.train_model, cbs, fingerprint, say)
+        epoch, batch = _read_checkpoint(cfg, rd, a.train_model, cbs, fingerprint, say)
     if batch >= a.steps:  # stopped after an epoch's last batch: that epoch is complete
         epoch, batch = epoch + 1, 0
     epoch, batch = a.backend.from_chief((epoch, batch))  # collectives must line up
@@ -180,10 +180,11 @@ def _restore(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, fingerprint: str,
     return epoch, batch
 
 
-def _read_checkpoint(rd: RunDir, train_model, callbacks: list, fingerprint: str,
+def _read_checkpoint(cfg: ExperimentConfig, rd: RunDir, train_model, callbacks: list, fingerprint: str,
                      say: Callable[[str], None]) -> tuple[int, int]:
     from kerasopt.callbacks.base import StatefulCallback
     from kerasopt.callbacks.checkpoint import newest_intact, read_meta, restore_checkpoint
+    from kerasopt.training.fingerprint import same_model
 
     ckpt, damaged = newest_intact(rd.checkpoints)
     problems = "; ".join(f"{rd.checkpoints / name}: {why}" for name, why in damaged.items())
@@ -195,7 +196,7 @@ def _read_checkpoint(rd: RunDir, train_model, callbacks: list, fingerprint: str,
     if damaged:
         say(f"checkpoint damaged ({problems}); resuming from '{ckpt.name}' instead (epoch {meta.get('epoch')}, "
             f"step {meta.get('step')}), the newest intact one")
-    if meta.get("fingerprint") and meta["fingerprint"] != fingerprint:
+    if meta.get("fingerprint") and meta["fingerprint"] != fingerprint and not same_model(meta.get("config"), cfg):
         raise ConfigError(
             f"--resume: the model section differs from the one that wrote {ckpt}; "
             "resume with the run's config.yaml or start a new run", key="model",
