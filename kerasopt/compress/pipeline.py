@@ -8,7 +8,6 @@ existing result untouched.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -150,9 +149,10 @@ def _staging(target: Path) -> Path:
 
 
 def _commit(staging: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
+    """The finished output in as ``target``: a kill leaves the old result or the new one, never neither."""
+    from kerasopt.io.atomic import replace_folder
+
+    replace_folder(staging, target)
 
 
 def _float32_notice(cfg: ExperimentConfig, say: Say) -> None:
