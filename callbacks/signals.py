@@ -47,14 +47,21 @@ class GracefulStop(keras.callbacks.Callback):
                 self._previous[s] = signal.signal(s, self._handler)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.sync is not None and not self._saved:
-            if self.sync(1.0 if self.received else 0.0) > 0.0 and not self.received:
-                self.received = "SIGTERM"  # another rank was signalled
-        if self.received and not self._saved:
-            self._saved = True
-            if self.on_stop is not None:
-                self.on_stop()
-            self.model.stop_training = True
+        if self._saved:
+            return
+        if self.sync is not None:
+            # Act on the agreed value only. A signal that arrives while this rank waits inside the all-reduce
+            # is handled the moment it returns, so re-reading ``received`` here would stop this rank alone
+            # (the others saw 0) and hang the job in its next collective; it is agreed after the next batch.
+            if self.sync(1.0 if self.received else 0.0) <= 0.0:
+                return
+            self.received = self.received or "SIGTERM"  # another rank was signalled
+        elif not self.received:
+            return
+        self._saved = True
+        if self.on_stop is not None:
+            self.on_stop()
+        self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         for s, h in self._previous.items():
