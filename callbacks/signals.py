@@ -34,6 +34,11 @@ class GracefulStop(keras.callbacks.Callback):
     def __deepcopy__(self, memo):
         return GracefulStop(self.on_stop, self.signals)
 
+    @property
+    def stop_agreed(self) -> bool:
+        """The stop is decided for this process (after the batch every rank agreed on, under a sync)."""
+        return self._saved
+
     def _handler(self, signum, frame):
         if self.received is not None:  # second signal: give up waiting
             raise KeyboardInterrupt

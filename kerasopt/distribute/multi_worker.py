@@ -171,7 +171,7 @@ class MultiWorkerBackend(Backend):
     def stop_decided(self, stopper):
         # a signal reaches one worker first; only the agreed stop (set on every worker after the same batch)
         # may change whether a save, a collective, happens
-        return lambda: stopper._saved
+        return lambda: stopper.stop_agreed
 
     def worker_tensorboard(self, **kwargs):
         # weight histograms read BatchNorm statistics collectively: the other workers log into scratch too
