@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install demo test test-all lint clean bench horovod notebooks reliability reliability-long
+.PHONY: install demo test test-all lint clean bench horovod notebooks reliability reliability-long elastic
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ horovod: install
 # Plain `pytest`, never `python -m pytest`: the latter puts the repo root on
 # sys.path and makes the top-level callbacks/ folder importable a second time.
 test: install horovod
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not elastic"
 
 test-all: install horovod
 	$(BIN)/pytest -q
@@ -42,6 +42,10 @@ reliability: install horovod
 # Also the long SIGKILL loop: 25 kills (KERASOPT_KILL_LOOP_LONG=N for another count), about 10 minutes.
 reliability-long: install horovod
 	$(BIN)/pytest -q tests/reliability
+
+# Elastic Horovod: a worker killed mid-epoch, the job goes on with fewer ranks, a new worker joins (a few minutes).
+elastic: install horovod
+	$(BIN)/pytest -q -m elastic tests/distribute/test_elastic_horovod.py
 
 notebooks: install
 	$(BIN)/pytest -q tests/notebooks

@@ -64,9 +64,19 @@ class NaNGuard(StatefulCallback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if getattr(self, "remote_batch_logs", False):  # the step has not run yet: checked at the epoch end
+            return
         loss = (logs or {}).get("loss")
         first = self.event is None
         if loss is not None and self.check(float(loss), self._epoch, batch):
             if first and self.event is not None:  # the optimizer step that produced it, for metrics.json
                 self.event["step"] = int(self.model.optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Under asynchronous training (``remote_batch_logs``) the epoch's loss is the first one seen."""
+        loss = (logs or {}).get("loss")
+        if getattr(self, "remote_batch_logs", False) and loss is not None and self.check(float(loss), epoch, -1):
+            self.event["step"] = int(self.model.optimizer.iterations.numpy())
+            self.event["batch"] = "end of epoch"
             self.model.stop_training = True

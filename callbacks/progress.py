@@ -75,7 +75,8 @@ class ProgressDisplay(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._progress is not None:
-            loss = (logs or {}).get("loss")
+            # asynchronous training: the step was scheduled, its loss is known at the epoch end
+            loss = None if getattr(self, "remote_batch_logs", False) else (logs or {}).get("loss")
             self._progress.update(self._task, completed=batch + 1, loss=f"loss {loss:.4f}" if loss is not None else "")
 
     def _stop_bar(self):

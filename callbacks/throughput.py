@@ -56,6 +56,9 @@ class Throughput(keras.callbacks.Callback):
             self._t0 = self._clock()
 
     def on_train_batch_end(self, batch, logs=None):
+        if getattr(self, "remote_batch_logs", False):  # asynchronous: every scheduled step counts (see below)
+            self._batches += 1
+            return
         if not self._compiled:
             self._compiled = True  # the next batch starts the clock
             return
@@ -64,6 +67,10 @@ class Throughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._ended = self._epoch_start
+        if getattr(self, "remote_batch_logs", False):
+            # asynchronous training: a batch hook marks a step scheduled, not run; the steps were done when
+            # the epoch's results arrived (validation included in this time)
+            self._t0, self._t_last = self._epoch_start, self._clock()
         if logs is None or self._t0 is None or self._batches == 0:
             return
         # steps_per_execution > 1 reports one "batch" per execution; Keras tells us how many it ran.

@@ -106,10 +106,13 @@ class CallbacksConfig(Strict):
 class DistributeConfig(Strict):
     """``auto``: Horovod when launched by horovodrun, MultiWorkerMirroredStrategy when the ``TF_CONFIG``
     environment variable names more than one worker, MirroredStrategy when more than one GPU is
-    visible, otherwise none. ``data.batch_size`` is the global batch, split evenly over replicas."""
+    visible, otherwise none. ``data.batch_size`` is the global batch, split evenly over replicas.
+    ``parameter_server`` (never chosen by ``auto``) is asynchronous training: ``TF_CONFIG`` names a chief,
+    workers and parameter servers; each step runs one ``batch_size`` batch on one worker."""
 
-    backend: Literal["auto", "none", "mirrored", "multi_worker", "horovod"] = Field(
-        "auto", description="multi_worker reads the cluster and this process's task from TF_CONFIG")
+    backend: Literal["auto", "none", "mirrored", "multi_worker", "horovod", "parameter_server"] = Field(
+        "auto", description="multi_worker and parameter_server read the cluster and this process's task "
+                            "from TF_CONFIG")
     fp16_compression: bool = Field(False, description="Horovod: send gradients as float16 (halves traffic)")
 
 

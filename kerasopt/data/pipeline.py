@@ -66,9 +66,10 @@ class DataBundle:
     steps_per_epoch: int
     val_steps: int
     batch_size: int = 0
-    epoch_stream: Optional[Callable[[int], tf.data.Dataset]] = None
+    epoch_stream: Optional[Callable[..., tf.data.Dataset]] = None
 
-    def train_from_epoch(self, start_epoch: int = 0) -> tf.data.Dataset:
+    def train_from_epoch(self, start_epoch: int = 0, *,
+                         keys: Optional[Callable[[tf.Tensor], tf.Tensor]] = None) -> tf.data.Dataset:
         """An endless stream of training batches, epoch after epoch, starting at ``start_epoch``.
 
         Epoch ``e`` is shuffled with a seed derived from ``(seed, e)``, so the
@@ -76,10 +77,13 @@ class DataBundle:
         was resumed at ``e`` — without replaying the earlier epochs. Training
         passes ``steps_per_epoch`` to ``fit``. Random augmentation is seeded by each
         batch's number in the run, so it is replayed too.
+
+        ``keys``: ``epoch -> the number that seeds its order`` (a per-worker order under asynchronous
+        training); the epoch itself by default.
         """
         if self.epoch_stream is None:
             return self.train.repeat()
-        return self.epoch_stream(start_epoch)
+        return self.epoch_stream(start_epoch, keys)
 
 
 def _array_stats(x: np.ndarray, rows: np.ndarray) -> RunningStats:
@@ -334,6 +338,12 @@ def _batches(ds: tf.data.Dataset, batch: int, epoch: tf.Tensor, steps: int, numb
     return ds.enumerate(epoch * steps) if numbered else ds
 
 
+def _epochs(start_epoch: int, keys: Optional[Callable[[tf.Tensor], tf.Tensor]]) -> tf.data.Dataset:
+    """The epoch numbers from ``start_epoch`` on, each mapped through ``keys`` when given."""
+    epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
+    return epochs if keys is None else epochs.map(keys)
+
+
 def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
                   finish: Callable[[tf.data.Dataset], tf.data.Dataset], steps: int,
                   numbered: bool) -> Callable[[int], tf.data.Dataset]:
@@ -345,9 +355,8 @@ def _epoch_stream(base: tf.data.Dataset, batch: int, buffer: int, seed: int,
             ds = ds.shuffle(buffer, seed=epoch * _EPOCH_SEED_STRIDE + seed, reshuffle_each_iteration=False)
         return _batches(ds, batch, epoch, steps, numbered)
 
-    def stream(start_epoch: int = 0) -> tf.data.Dataset:
-        epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
-        return finish(epochs.flat_map(one_epoch))
+    def stream(start_epoch: int = 0, keys=None) -> tf.data.Dataset:
+        return finish(_epochs(start_epoch, keys).flat_map(one_epoch))
 
     return stream
 
@@ -357,9 +366,8 @@ def _epoch_stream_of(one_epoch: Callable[[tf.Tensor], tf.data.Dataset], batch: i
                      numbered: bool) -> Callable[[int], tf.data.Dataset]:
     """``start_epoch -> endless batches`` for a source that orders each epoch itself (``Stream.epochs``)."""
 
-    def stream(start_epoch: int = 0) -> tf.data.Dataset:
-        epochs = tf.data.Dataset.range(int(start_epoch), 2**62)
-        return finish(epochs.flat_map(lambda e: _batches(one_epoch(e), batch, e, steps, numbered)))
+    def stream(start_epoch: int = 0, keys=None) -> tf.data.Dataset:
+        return finish(_epochs(start_epoch, keys).flat_map(lambda e: _batches(one_epoch(e), batch, e, steps, numbered)))
 
     return stream
 

@@ -9,14 +9,16 @@ What a backend answers:
 
 - **place**: ``name``, ``strategy`` (its ``scope()`` builds the model), ``replicas`` (devices or
   processes sharing one global batch), ``workers`` (processes), ``rank``, ``is_chief``;
-- **data**: ``shard()`` (a per-process slice read by the pipeline) and ``dataset(ds)`` (what
-  ``model.fit`` is given);
+- **data**: ``shard()`` (a per-process slice read by the pipeline), ``epoch_keys()`` (a per-process
+  order) and ``dataset(ds)`` (what ``model.fit`` is given);
 - **the step**: ``accumulation_steps(cfg)`` (gradient accumulation in the step, or inside the
   optimizer), ``wrap_optimizer``, ``fuses_ema`` (the EMA update inside the compiled step),
   ``xla_unsupported``;
 - **agreement**: ``stop_sync()``/``nan_sync()`` (a flag that is set anywhere is set everywhere),
   ``from_chief`` (the chief's numbers everywhere), ``barrier``, ``finish`` (the end of a run);
-- **callbacks**: ``first_callbacks()``, ``after_metric_callbacks()``, ``saves_checkpoints``,
+- **the loop**: ``run(loop, epoch, batch, ...)`` (elastic Horovod re-enters it after every resize);
+- **callbacks**: ``first_callbacks()``, ``after_metric_callbacks()``, ``last_callbacks()``,
+  ``adapt_callbacks(named)``, ``settled(fn)``, ``saves_checkpoints``,
   ``checkpoint_agree()``, ``worker_tensorboard()``, ``stop_decided(stopper)``;
 - **after training**: ``exportable(model, rebuild)`` and ``runs_after_fit`` (pruning in process).
 """
@@ -76,6 +78,14 @@ class Backend:
         """``ds`` as ``model.fit`` must receive it under this backend."""
         return ds
 
+    def fit_validation(self, val):
+        """What ``model.fit`` gets as ``validation_data`` (None when the backend validates another way)."""
+        return val
+
+    def epoch_keys(self) -> Optional[Callable[[Any], Any]]:
+        """``epoch -> key`` for the seeds of each epoch's order, when it must differ per process (else None)."""
+        return None
+
     # -- the training step ---------------------------------------------------------------------------------
     def accumulation_steps(self, cfg) -> int:
         """Gradient accumulation done by the step itself (``with_grad_accumulation``)."""
@@ -112,6 +122,16 @@ class Backend:
     def finish(self) -> None:
         """What the processes do last, after the chief's exports and reports (nothing on one process)."""
 
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self, loop, start_epoch: int, start_batch: int, *, assembly: Any,
+            rebuild_callbacks: Callable[[], tuple[list, dict[str, Any]]]) -> dict[str, list[float]]:
+        """Run the training loop from ``(start_epoch, start_batch)``; returns its history.
+
+        ``assembly`` and ``rebuild_callbacks`` (a fresh ``(callbacks, named)`` for this process's
+        current rank) let a backend whose membership changes mid-run rebuild what depends on it.
+        """
+        return loop.run(start_epoch, start_batch)
+
     # -- callbacks -----------------------------------------------------------------------------------------
     def first_callbacks(self) -> dict[str, Any]:
         """Callbacks that run before kerasopt's own (initial weight broadcast, ...)."""
@@ -119,6 +139,18 @@ class Backend:
 
     def after_metric_callbacks(self) -> dict[str, Any]:
         """Callbacks placed after those that add keys to the logs and before those that read them."""
+        return {}
+
+    def adapt_callbacks(self, named: dict[str, Any], assembly: Any) -> dict[str, Any]:
+        """The built callbacks (name -> callback, in order) adjusted to how this backend reports steps."""
+        return named
+
+    def settled(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """``fn`` run once the work in flight is done (the signal handler's save)."""
+        return fn
+
+    def last_callbacks(self) -> dict[str, Any]:
+        """Callbacks placed after every other one (elastic Horovod's state commit)."""
         return {}
 
     @property

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from kerasopt._keras import gpus as list_gpus
 from kerasopt.config.schema import ExperimentConfig
 from kerasopt.distribute.backend import Backend
 from kerasopt.distribute.horovod import launched_by_horovodrun
-from kerasopt.distribute.tf_config import multi_worker_task
+from kerasopt.distribute.tf_config import multi_worker_task, parameter_server_task
 from kerasopt.errors import ConfigError
 
 
@@ -38,6 +40,14 @@ def choose_backend(cfg: ExperimentConfig) -> Backend:
                           "set distribute.backend: none or horovod", key="train.grad_accum_steps")
     if backend == "none":
         chosen = Backend(reason)
+    elif backend == "parameter_server":
+        from kerasopt.distribute.parameter_server import ParameterServerBackend
+
+        chosen = ParameterServerBackend(reason, parameter_server_task(backend), cfg)
+    elif backend == "horovod" and os.environ.get("HOROVOD_ELASTIC") == "1":  # horovodrun --min-np/--max-np
+        from kerasopt.distribute.horovod_elastic import ElasticHorovodBackend
+
+        chosen = ElasticHorovodBackend(reason)
     elif backend == "horovod":
         from kerasopt.distribute.horovod import HorovodBackend
 
@@ -55,3 +65,16 @@ def choose_backend(cfg: ExperimentConfig) -> Backend:
             f"the global batch must split evenly over {chosen.replicas} replicas. "
             f"Received: batch_size={cfg.data.batch_size}", key="data.batch_size")
     return chosen
+
+
+def cluster_server(cfg: ExperimentConfig):
+    """``serve(say) -> summary`` when this process only serves a cluster (a worker or parameter server of
+    ``distribute.backend: parameter_server``), else None. Reads ``TF_CONFIG`` without TensorFlow."""
+    task = parameter_server_task(cfg.distribute.backend)
+    if task is None or task.task_type == "chief":
+        return None
+    from kerasopt.distribute.parameter_server import refuse_unsupported, serve
+
+    refuse_unsupported(cfg)  # every process says the same thing about the same config
+
+    return lambda say: serve(task, say)

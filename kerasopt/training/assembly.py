@@ -104,7 +104,8 @@ class Assembly:
         last batch (``bench`` times full batches only)."""
         from kerasopt.data.mixing import mixed
 
-        ds = mixed(self.labelled(self.bundle.train_from_epoch(epoch)), self.cfg.data.augment, self.cfg.seed,
+        ds = mixed(self.labelled(self.bundle.train_from_epoch(epoch, keys=self.backend.epoch_keys())),
+                   self.cfg.data.augment, self.cfg.seed,
                    first_batch=epoch * self.steps)
         if full_batches:
             batch = self.bundle.batch_size
@@ -116,6 +117,14 @@ class Assembly:
         from kerasopt.models import build_model
 
         return build_model(self.cfg, self.spec)
+
+    def evaluation_model(self):
+        """A fresh model compiled with the run's loss and metrics (no optimizer), to evaluate copied weights."""
+        from kerasopt.training.compile import compile_for
+
+        model = self.rebuild()
+        compile_for(model, self.cfg, self.spec)
+        return model
 
     def exportable(self):
         """The model the chief exports and reports from (a plain copy under multi_worker)."""

@@ -85,6 +85,7 @@ def build_callbacks(cfg: ExperimentConfig, rd: RunDir, model: keras.Model, finge
         if board is not None:
             named["tensorboard"] = board
     named["progress"] = ProgressDisplay(cfg.train.epochs, steps, verbose=cfg.train.verbose if backend.is_chief else 0)
+    named.update(backend.last_callbacks())  # after every callback whose state they capture
     cbs = list(named.values())
     stateful = [cb for cb in cbs if isinstance(cb, StatefulCallback)]
     if "checkpoint" in named:
@@ -128,5 +129,5 @@ def _checkpoint_and_signals(cfg: ExperimentConfig, rd: RunDir, fingerprint: str,
         agree = backend.checkpoint_agree()
         if agree is not None:
             named["checkpoint"].agree = agree
-        stopper.on_stop = named["checkpoint"].save_partial
+        stopper.on_stop = backend.settled(named["checkpoint"].save_partial)
     named["graceful"] = stopper

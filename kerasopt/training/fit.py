@@ -43,6 +43,20 @@ class FitResult:
 After = Callable[[FitResult, Callable[[str], None]], None]
 
 
+class ChiefSay:
+    """Prints on the chief only: the launcher's rank 0 until the backend exists, then whoever the backend
+    names (under elastic Horovod a surviving process can become the chief and print the summary)."""
+
+    def __init__(self, print_fn: Callable[[str], None], chief: bool) -> None:
+        self.print_fn = print_fn
+        self.chief = chief
+        self.backend: Any = None
+
+    def __call__(self, msg: str) -> None:
+        if (self.backend.is_chief if self.backend is not None else self.chief):
+            self.print_fn(msg)
+
+
 def fit(
     config: ConfigLike,
     overrides: Union[Iterable[str], Mapping[str, Any], None] = None,
@@ -64,14 +78,19 @@ def fit(
         >>> result = kerasopt.fit("configs/digits_cnn.yaml", overrides={"train.epochs": 2})  # doctest: +SKIP
         >>> result.metrics["final"]["val_accuracy"]  # doctest: +SKIP
     """
+    from kerasopt.distribute.strategy import cluster_server
     from kerasopt.distribute.tf_config import launch_rank
     from kerasopt.io.console import console_print
 
     t_start = time.perf_counter()
     cfg = load_config(config, overrides)
+    serve = cluster_server(cfg)  # a worker or parameter server of an asynchronous cluster: it only serves
+    if serve is not None:
+        summary = serve(print_fn or console_print)
+        return FitResult(model=None, history={}, run_dir=resolve_run_dir(cfg, run_dir), metrics=summary, config=cfg)
     # only rank 0 checks, writes and prints (known from horovodrun's or TF_CONFIG's environment before TF starts)
     chief = launch_rank(cfg.distribute.backend) == 0
-    say = (print_fn or console_print) if chief else (lambda msg: None)
+    say = ChiefSay(print_fn or console_print, chief)
     rd = resolve_run_dir(cfg, run_dir)
     # One process per run directory: a re-submitted job or a second terminal gets exit 2, not a mixed run.
     lock = RunLock(rd.path) if chief else None
@@ -96,17 +115,25 @@ def _train(cfg: ExperimentConfig, rd: RunDir, *, say: Callable[[str], None], res
 
     plan = plan_run(cfg)  # first: MultiWorkerMirroredStrategy must precede every TF op
     chief = plan.backend.is_chief
+    if isinstance(say, ChiefSay):
+        say.backend = plan.backend  # from now on the backend says who the chief is (elastic Horovod: it moves)
     try:
         a = assemble(cfg, plan, say=say, resume=resume)
         fingerprint = model_fingerprint(cfg)
-        with a.backend.strategy.scope():
-            cbs, named = _callbacks(cfg, rd, a, fingerprint, resume=resume, extra=callbacks)
+
+        def make_callbacks(again: bool = False) -> tuple[list, dict[str, Any]]:
+            with a.backend.strategy.scope():
+                return _callbacks(cfg, rd, a, fingerprint, resume=resume or again, extra=callbacks)
+
+        cbs, named = make_callbacks()
         start_epoch, start_batch = _restore(cfg, rd, a, cbs, fingerprint, say) if resume else (0, 0)
         if chief:
             create_run_dir(rd, cfg, resume=resume, overwrite=overwrite)
         loop = _loop(cfg, rd, a, cbs, named, say)
         t_fit = time.perf_counter()
-        history = loop.run(start_epoch, start_batch)
+        history = a.backend.run(loop, start_epoch, start_batch, assembly=a,
+                                rebuild_callbacks=lambda: make_callbacks(again=True))
+        named = loop.named  # the backend may have rebuilt the callbacks (elastic Horovod after a resize)
         _final_weights(cfg, named)
         loop.check_finite(a.model)  # a diverged run exports nothing and exits 1
         model = a.exportable()
@@ -120,9 +147,10 @@ def _callbacks(cfg: ExperimentConfig, rd: RunDir, a, fingerprint: str, *, resume
                extra: Iterable[Any]) -> tuple[list, dict[str, Any]]:
     from kerasopt.training.callbacks_factory import build_callbacks
 
-    cbs, named = build_callbacks(cfg, rd, a.train_model, fingerprint, steps=a.steps, resume=resume,
-                                 backend=a.backend, val_data=a.val, ema=a.ema)
-    return [*cbs, *extra], named
+    _, named = build_callbacks(cfg, rd, a.train_model, fingerprint, steps=a.steps, resume=resume,
+                               backend=a.backend, val_data=a.val, ema=a.ema)
+    named = a.backend.adapt_callbacks(named, a)
+    return [*named.values(), *extra], named
 
 
 def _loop(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, named: dict[str, Any], say: Callable[[str], None]):
@@ -130,8 +158,8 @@ def _loop(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, named: dict[str, Any]
 
     return TrainingLoop(
         a.train_model, cbs, named, epochs=cfg.train.epochs, steps_per_epoch=a.steps, stream=a.train_stream,
-        val_data=a.val, class_weight=a.class_weight, history_csv=rd.history if a.backend.is_chief else None,
-        checkpoints=rd.checkpoints, say=say, freeze=a.freeze,
+        val_data=a.backend.fit_validation(a.val), class_weight=a.class_weight,
+        history_csv=rd.history if a.backend.is_chief else None, checkpoints=rd.checkpoints, say=say, freeze=a.freeze,
     )
 
 

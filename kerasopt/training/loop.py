@@ -50,8 +50,28 @@ class TrainingLoop:
         self.interrupted: Optional[str] = None
         self.stateful = [cb for cb in callbacks if isinstance(cb, StatefulCallback)]
         self.freeze = freeze  # a training.freezing.FreezePlan: segments end where the frozen layers unfreeze
+        self.position = (0, 0)  # (epoch, batches done) where the current fit segment started
+
+    def use_callbacks(self, callbacks: list, named: dict[str, Any]) -> None:
+        """Train with a rebuilt callback list from now on (elastic Horovod, when this process's rank changed)."""
+        self.callbacks = callbacks
+        self.named = named
+        self.stateful = [cb for cb in callbacks if isinstance(cb, StatefulCallback)]
+        csv_logger = named.get("csv_logger")
+        self.history_csv = Path(csv_logger.filename) if csv_logger is not None else None
+
+    def reshard(self, assembly, shard: Optional[tuple[int, int]]) -> None:
+        """Read the data as ``shard`` says from now on: a new bundle for the assembly, its training stream
+        and validation data (elastic Horovod, after the number of processes changed)."""
+        from kerasopt.data.pipeline import build_datasets
+
+        assembly.bundle = build_datasets(assembly.cfg, shard=shard)
+        assembly.val = assembly.backend.dataset(assembly.labelled(assembly.bundle.val))
+        self.val_data = assembly.backend.fit_validation(assembly.val)
+        self.stream = assembly.train_stream
 
     def _fit(self, epoch: int, batch: int) -> keras.callbacks.History:
+        self.position = (epoch, batch)
         ckpt = self.named.get("checkpoint")
         if ckpt is not None:
             ckpt.set_position(epoch, batch)
