@@ -37,7 +37,17 @@ def test_one_process_answers_every_question_as_a_single_process():
     sentinel = object()
     assert b.exportable(sentinel, rebuild=lambda: None) is sentinel
     assert b.wrap_optimizer(sentinel, None) is sentinel
-    assert b.dataset(sentinel) is sentinel
+    assert b.dataset(sentinel) is sentinel and b.fit_validation(sentinel) is sentinel and b.epoch_keys() is None
+    named = {"a": sentinel}
+    assert b.adapt_callbacks(named, assembly=None) is named and b.last_callbacks() == {}
+    save = lambda: "saved"  # noqa: E731
+    assert b.settled(save) is save
+
+    class Loop:
+        def run(self, epoch, batch):
+            return {"from": [epoch, batch]}
+
+    assert b.run(Loop(), 3, 5, assembly=None, rebuild_callbacks=lambda: ([], {})) == {"from": [3, 5]}
 
     class Stopper:
         received = "SIGTERM"
@@ -73,7 +83,8 @@ def _mode_mentions(path: Path) -> list[str]:
             found.append(f"{path.name}:{node.lineno} .{node.attr}")
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [getattr(node, "module", None) or ""] + [a.name for a in node.names]
-            hits = [n for n in names if n.split(".")[-1] in ("horovod", "multi_worker", "mirrored")]
+            hits = [n for n in names if n.split(".")[-1] in ("horovod", "multi_worker", "mirrored", "parameter_server",
+                                                           "horovod_elastic")]
             found += [f"{path.name}:{node.lineno} imports {n}" for n in hits]
     return found
 
