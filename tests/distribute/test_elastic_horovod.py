@@ -71,7 +71,7 @@ WORKER = textwrap.dedent("""
                     "iterations": int(self.model.optimizer.iterations.numpy())})
             time.sleep(SLEEP if hvd.size() > 1 else SLEEP_ALONE)
 
-    r = kerasopt.fit(cfg, run_dir=run_dir, print_fn=lambda s: None, callbacks=[Probe()])
+    r = kerasopt.fit(cfg, run_dir=run_dir, print_fn=lambda s: print(s, flush=True), callbacks=[Probe()])
     hvd = import_hvd()
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in r.model.get_weights())).hexdigest()
     publish(f"final-{os.getpid()}.json", {"pid": os.getpid(), "rank": hvd.rank(), "size": hvd.size(),
@@ -215,3 +215,4 @@ def test_when_the_chief_dies_the_survivor_becomes_rank_0_and_writes_the_run(tmp_
     assert (run / "model" / "elastic.keras").is_file()
     last = json.loads((run / "checkpoints" / "last" / "meta.json").read_text())
     assert (last["epoch"], last["batch"], last["step"]) == (epochs, 0, epochs * STEPS)  # the new chief saved it
+    assert text.count("run directory:") == 1  # and printed the summary (the printing follows rank 0)
