@@ -50,34 +50,31 @@ def evaluate(
     """
     keras_file, ckpt, config = locate(Path(target), config)
     cfg = load_config(config, overrides)
-    from kerasopt._keras import keras
-    from kerasopt.data.pipeline import build_datasets
-    from kerasopt.training.compile import compile_for, prepare_labels
+    from kerasopt.training.assembly import assemble_model
 
-    bundle = build_datasets(cfg)
-    if bundle.val is None:
-        raise ConfigError("there is no validation split to evaluate on (it is 0)", key="data.validation_split")
     if keras_file is not None:
-        try:
-            import kerasopt.models  # noqa: F401  (registers custom layers such as PositionEmbedding)
-
-            model = keras.models.load_model(keras_file, compile=False)
-        except Exception as e:  # a corrupt or foreign file: name it
-            raise ConfigError(f"cannot load model {keras_file}: {str(e).splitlines()[0]}") from None
-        kind, one_hot = compile_for(model, cfg, bundle.spec)
+        a = assemble_model(cfg, lambda spec: _load(keras_file))
     else:
         from kerasopt.callbacks.checkpoint import restore_checkpoint
         from kerasopt.models import build_model
         from kerasopt.training.optimizers import build_optimizer
 
-        model = build_model(cfg, bundle.spec)
         # the optimizer gives the checkpoint's slots a place to go (they are read, then unused)
-        kind, one_hot = compile_for(model, cfg, bundle.spec,
-                                    build_optimizer(cfg.train.optimizer, cfg.train.optimizer.learning_rate))
-        restore_checkpoint(ckpt, model)
-    spec_shape = tuple(bundle.spec.input_shape)
-    model_shape = tuple(model.inputs[0].shape[1:])
-    if model_shape != spec_shape:
-        raise ConfigError(f"the model takes inputs of shape {model_shape} but the data has {spec_shape}", key="data")
-    val = prepare_labels(bundle.val, kind, one_hot, bundle.spec.num_classes)
+        a = assemble_model(cfg, lambda spec: build_model(cfg, spec),
+                           optimizer=build_optimizer(cfg.train.optimizer, cfg.train.optimizer.learning_rate))
+        restore_checkpoint(ckpt, a.model)
+    if a.val is None:
+        raise ConfigError("there is no validation split to evaluate on (it is 0)", key="data.validation_split")
+    model, val = a.model, a.val
     return {k: float(v) for k, v in model.evaluate(val, verbose=0, return_dict=True).items()}
+
+
+def _load(keras_file: Path):
+    from kerasopt._keras import keras
+
+    try:
+        import kerasopt.models  # noqa: F401  (registers custom layers such as PositionEmbedding)
+
+        return keras.models.load_model(keras_file, compile=False)
+    except Exception as e:  # a corrupt or foreign file: name it
+        raise ConfigError(f"cannot load model {keras_file}: {str(e).splitlines()[0]}") from None

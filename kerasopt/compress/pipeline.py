@@ -28,20 +28,31 @@ Say = Callable[[str], None]
 
 @dataclass
 class Workbench:
-    """The data side shared by the compress verbs: pipelines, head kind and validation arrays."""
+    """The data side shared by the compress verbs: the assembly around the source model (the run's data,
+    labels, loss and metrics: :func:`kerasopt.training.assembly.assemble_model`) and the validation arrays."""
 
-    cfg: ExperimentConfig
-    bundle: Any
-    kind: str
-    one_hot: bool
-    steps: int
+    assembly: Any
     x_val: np.ndarray
     y_val: np.ndarray
 
-    def prepared(self, ds):
-        from kerasopt.training.compile import prepare_labels
+    @property
+    def cfg(self) -> ExperimentConfig:
+        return self.assembly.cfg
 
-        return prepare_labels(ds, self.kind, self.one_hot, self.bundle.spec.num_classes)
+    @property
+    def bundle(self):
+        return self.assembly.bundle
+
+    @property
+    def kind(self) -> str:
+        return self.assembly.kind
+
+    @property
+    def steps(self) -> int:
+        return self.assembly.steps
+
+    def prepared(self, ds):
+        return self.assembly.labelled(ds)
 
     def representative(self, n: int):
         """A generator of ``n`` single training examples for int8 calibration."""
@@ -61,21 +72,14 @@ class Workbench:
 
 
 def prepare(cfg: ExperimentConfig, model: keras.Model) -> Workbench:
-    from kerasopt.data.pipeline import build_datasets
-    from kerasopt.training import compile as comp
+    from kerasopt.training.assembly import assemble_model
 
-    bundle = build_datasets(cfg)
-    if bundle.val is None:
+    a = assemble_model(cfg, lambda spec: model, compile=False)  # the source model stays as it was loaded
+    if a.val is None:
         raise ConfigError("compression compares before and after on the validation split; it is 0",
                           key="data.validation_split")
-    data_shape, model_shape = tuple(bundle.spec.input_shape), tuple(model.inputs[0].shape[1:])
-    if data_shape != model_shape:
-        raise ConfigError(f"the model takes inputs of shape {model_shape} but the config's data has {data_shape}: "
-                          "use the run's own config.yaml", key="data")
-    kind = comp.head_kind(model, bundle.spec)
-    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in bundle.val])
-    return Workbench(cfg, bundle, kind, comp.wants_one_hot(cfg, kind), cfg.train.steps_per_epoch or
-                     bundle.steps_per_epoch, np.concatenate(xs), np.concatenate(ys))
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in a.bundle.val])
+    return Workbench(a, np.concatenate(xs), np.concatenate(ys))
 
 
 def score(pred: np.ndarray, y: np.ndarray, kind: str) -> tuple[str, float]:

@@ -1,8 +1,10 @@
 """The one assembly path: a config and a backend -> a compiled, trainable model with its data.
 
-TF Model Garden calls this a ``Task``. ``kerasopt fit``, ``kerasopt bench``, prune/quantize
-fine-tuning and tune trials all train what :func:`assemble` returns, so what ``bench`` measures is
-what ``fit`` runs; ``fit`` adds only the run directory, the callbacks and the resume around it.
+TF Model Garden calls this a ``Task``. ``kerasopt fit``, ``kerasopt bench``, distillation and tune
+trials all train what :func:`assemble` returns, so what ``bench`` measures is what ``fit`` runs; ``fit``
+adds only the run directory, the callbacks and the resume around it. ``kerasopt evaluate`` and the
+prune/quantize verbs start from a model that exists already: :func:`assemble_model` gives them the
+same data, labels, loss and metrics.
 
 Two steps, because the backend must exist before TensorFlow runs any op
 (MultiWorkerMirroredStrategy configures the eager context):
@@ -166,6 +168,37 @@ def assemble(cfg: ExperimentConfig, plan: RunPlan, *, say: Callable[[str], None]
         a.val = backend.dataset(a.labelled(bundle.val))
         a.ema = _fused_ema(cfg, a)
     a.class_weight = class_weights(cfg, spec)
+    return a
+
+
+def assemble_model(cfg: ExperimentConfig, make_model: Callable[[Any], Any], *, optimizer=None,
+                   backend: Optional[Backend] = None, compile: bool = True) -> Assembly:
+    """The assembly around a model that exists already (a trained run's, a loaded file's, a pruned one):
+    the run's data, labels, loss and metrics, compiled with ``optimizer`` (None: to evaluate). With
+    ``compile=False`` the model is left as it is (the head still decides the label form).
+
+    ``kerasopt evaluate`` and the prune/quantize verbs use it; ``make_model(spec)`` gets the data's spec.
+    A model whose input shape is not the data's is refused with one line (use the run's own config.yaml).
+    """
+    from kerasopt.data.pipeline import build_datasets
+    from kerasopt.training import compile as comp
+
+    backend = backend or Backend("one process")
+    bundle = build_datasets(cfg, shard=backend.shard())
+    model = make_model(bundle.spec)
+    data_shape, model_shape = tuple(bundle.spec.input_shape), tuple(model.inputs[0].shape[1:])
+    if data_shape != model_shape:
+        raise ConfigError(f"the model takes inputs of shape {model_shape} but the config's data has {data_shape}: "
+                          "use the run's own config.yaml", key="data")
+    if compile:
+        with backend.strategy.scope():
+            kind, one_hot = comp.compile_for(model, cfg, bundle.spec, optimizer)
+    else:
+        kind = comp.head_kind(model, bundle.spec)
+        one_hot = comp.wants_one_hot(cfg, kind)
+    steps = cfg.train.steps_per_epoch or bundle.steps_per_epoch
+    a = Assembly(cfg, backend, None, bundle, model, model, kind, one_hot, steps)
+    a.val = backend.dataset(a.labelled(bundle.val))
     return a
 
 

@@ -11,12 +11,12 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from cluster_processes import wait_for_saved_epoch
 
 from kerasopt.distribute.tf_config import ClusterTask, multi_worker_task, rank_label, read_tf_config
 from kerasopt.errors import ConfigError
@@ -226,16 +226,7 @@ def test_sigterm_to_one_worker_stops_both_at_one_batch_then_both_resume(cfg_path
     argv = [KERASOPT, "fit", str(cfg_path), "--run-dir", str(run), "--set", "train.epochs=60"]
     procs, logs, _ = _start(argv, tmp_path, "first")
     meta = run / "checkpoints" / "last" / "meta.json"
-    t0 = time.time()
-    while True:
-        try:
-            if json.loads(meta.read_text())["epoch"] >= 2:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        assert all(p.poll() is None for p in procs), "a worker ended before the signal"
-        assert time.time() - t0 < 180
-        time.sleep(0.05)
+    wait_for_saved_epoch(meta, procs, at_least=2)
     procs[1].send_signal(signal.SIGTERM)
     codes, out = _wait(procs, logs, timeout=120)
     assert codes == [0, 0], out[0][-3000:] + out[1][-3000:]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cluster_processes import wait_for_saved_epoch
 
 from kerasopt.config import load_config
 from kerasopt.distribute.tf_config import launch_rank, parameter_server_task, rank_label, read_tf_config
@@ -204,16 +205,7 @@ def test_sigterm_to_the_chief_saves_after_the_steps_in_flight_and_a_new_cluster_
     argv = [KERASOPT, "fit", str(cfg_path), "--run-dir", str(run), "--set", "train.epochs=60"]
     procs, logs = _start(argv, tmp_path, "first")
     meta = run / "checkpoints" / "last" / "meta.json"
-    t0 = time.time()
-    while True:
-        try:
-            if json.loads(meta.read_text())["epoch"] >= 2:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        assert all(p.poll() is None for p in procs), "a process ended before the signal"
-        assert time.time() - t0 < 180
-        time.sleep(0.05)
+    wait_for_saved_epoch(meta, procs, at_least=2)
     procs[0].send_signal(signal.SIGTERM)
     codes, out = _wait(procs, logs, timeout=120)
     assert codes == [0, 0, 0, 0], "\n".join(o[-2500:] for o in out)
