@@ -113,3 +113,32 @@ def test_one_bench_step_equals_fits_first_step(both):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
         moved += int(not np.array_equal(before, want))
     assert moved >= 4  # the step changed the trainable weights (and BatchNorm's statistics)
+
+
+def test_a_model_that_exists_gets_the_runs_data_labels_loss_and_metrics():
+    """``evaluate`` and the compress verbs start from a loaded model: ``assemble_model`` gives it what
+    ``assemble`` gives a built one (label form, loss, metrics, validation batches), and refuses a model
+    whose input is not the data's with one line naming ``data``."""
+    from kerasopt.errors import ConfigError
+    from kerasopt.models import build_model
+    from kerasopt.training.assembly import assemble, assemble_model, plan_run
+
+    cfg = load_config({**CFG, "callbacks": {"ema": {"enabled": False}, "tensorboard": {"enabled": False}},
+                       "model": {**CFG["model"], "freeze": None}})
+    built = assemble(cfg, plan_run(cfg))
+    keras.mixed_precision.set_global_policy("float32")
+    loaded = assemble_model(cfg, lambda spec: build_model(cfg, spec))
+    assert (loaded.kind, loaded.one_hot, loaded.steps) == (built.kind, built.one_hot, built.steps)
+    assert type(loaded.model.loss) is type(built.train_model.loss)
+    assert [m.name for m in loaded.model.compiled_metrics._user_metrics] == \
+        [m.name for m in built.train_model.compiled_metrics._user_metrics]
+    xb, yb = next(iter(loaded.val))
+    xa, ya = next(iter(built.val))
+    np.testing.assert_array_equal(xb.numpy(), xa.numpy())
+    np.testing.assert_array_equal(yb.numpy(), ya.numpy())  # one-hot with label smoothing's form, same batch
+    assert set(loaded.model.evaluate(loaded.val, verbose=0, return_dict=True)) == {"loss", "accuracy"}
+
+    wrong = keras.Sequential([keras.Input((5,)), keras.layers.Dense(10, activation="softmax")])
+    with pytest.raises(ConfigError, match=r"inputs of shape \(5,\) but the config's data has \(8, 8, 1\)") as e:
+        assemble_model(cfg, lambda spec: wrong)
+    assert e.value.key == "data"
