@@ -41,8 +41,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional
 
-from kerasopt._keras import keras, tf
-from kerasopt.callbacks.base import is_scalar
+from kerasopt._keras import tf
+from kerasopt.callbacks.base import StatefulCallback, is_scalar
 from kerasopt.callbacks.checkpoint import random_generators
 from kerasopt.distribute.horovod import HorovodBackend, average_non_trainable_callback
 from kerasopt.errors import ConfigError
@@ -214,20 +214,40 @@ def make_state(backend: ElasticHorovodBackend, loop, epoch: int, batch: int):
     return state_class(backend, loop, epoch, batch)
 
 
-class ElasticCommit(keras.callbacks.Callback):
+def resumed_scale(scale: float, saved_factor: Optional[float], factor: float) -> float:
+    """The LR scale a run resumed from a disk checkpoint starts with: the saved scale holds the world-size
+    factor of the size it was saved at, which is replaced by the factor of the size now.
+
+    Example:
+        >>> resumed_scale(0.5 * 2.0, saved_factor=2.0, factor=1.0)  # saved at 2x the size, resumed at 1x
+        0.5
+    """
+    return scale if not saved_factor else scale / saved_factor * factor
+
+
+class ElasticCommit(StatefulCallback):
     """Tracks the loop's position in the state and commits it (placed after every other callback).
 
     ``state.batch`` counts the batches of ``state.epoch`` done, as the checkpoint does; an epoch
-    stopped early (a signal, the NaN guard) is not committed as done.
+    stopped early (a signal, the NaN guard) is not committed as done. Its own state, saved in the disk
+    checkpoint, is the LR's world-size factor at the save (:func:`resumed_scale` on ``--resume``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, world_factor: Callable[[], float] = lambda: 1.0) -> None:
         super().__init__()
         self._supports_tf_logs = True  # the batch hook reads no logs: no host sync for it
         self.state = None
         self.loop = None
         self.every = 1
+        self.world_factor = world_factor
+        self.saved_factor: Optional[float] = None
         self._first_epoch = self._offset = self._epoch = self._last = 0
+
+    def get_state(self) -> dict[str, Any]:
+        return {"lr_world_factor": float(self.world_factor())}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.saved_factor = state.get("lr_world_factor")
 
     def _halted(self, logs=None) -> bool:
         guard = self.loop.named.get("nan_guard")
@@ -276,7 +296,7 @@ class ElasticHorovodBackend(HorovodBackend):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.built_size = int(self.hvd.size())  # the world size the LR schedule was built with
-        self.commit = ElasticCommit()
+        self.commit = ElasticCommit(world_factor=self.lr_world_factor)
         self._placed: tuple[int, int] = (self.rank, self.replicas)
         self.scales_lr = False  # train.schedule.scale_by_world_size, known in run()
 
@@ -333,6 +353,10 @@ class ElasticHorovodBackend(HorovodBackend):
         self.scales_lr = bool(assembly.cfg.train.schedule.scale_by_world_size)
         model = loop.model
         getattr(model.optimizer, "inner_optimizer", model.optimizer).build(model.trainable_variables)
+        scale = lr_scale(model)
+        if scale is not None and self.commit.saved_factor:  # --resume: the checkpoint's scale has its size's factor
+            scale.assign(resumed_scale(float(scale.numpy()), self.commit.saved_factor, self.lr_world_factor()))
+        self.commit.saved_factor = None
         self.commit.every = commit_every(assembly.cfg, loop.steps)
         state = make_state(self, loop, start_epoch, start_batch)
         self.commit.state, self.commit.loop = state, loop
@@ -386,4 +410,4 @@ class ElasticHorovodBackend(HorovodBackend):
         return loop.run(state.epoch, state.batch)
 
 
-__all__ = ["ElasticCommit", "ElasticHorovodBackend", "ElasticState", "commit_every", "make_state"]
+__all__ = ["ElasticCommit", "ElasticHorovodBackend", "ElasticState", "commit_every", "make_state", "resumed_scale"]
