@@ -346,7 +346,7 @@ def _rel(path: str, staging: Path, target: Path) -> str:
 
 
 def _write_report(staging: Path, report: dict, target: Path, say: Say, cfg: ExperimentConfig) -> None:
-    from kerasopt.compress.report import format_report
+    from kerasopt.compress.summary import format_report
     from kerasopt.config.loader import dump_config
     from kerasopt.io.atomic import write_json, write_text
 

@@ -166,7 +166,7 @@ def _loop(cfg: ExperimentConfig, rd: RunDir, a, cbs: list, named: dict[str, Any]
 def _finalize(cfg: ExperimentConfig, rd: RunDir, a, model, history, named: dict[str, Any], loop, *,
               start_epoch: int, fit_seconds: float, wall_seconds: float, say: Callable[[str], None]) -> FitResult:
     """Exports, ``metrics.json`` and the end-of-run summary; ``preprocess.json`` for ``kerasopt predict``."""
-    from kerasopt.training.report import finish_run
+    from kerasopt.training.finish import finish_run
 
     chief = a.backend.is_chief
     metrics = finish_run(cfg, rd, model, history, named, a.decision, a.backend, a.spec, a.bundle,

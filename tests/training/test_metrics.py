@@ -81,7 +81,7 @@ def test_higher_is_better_is_one_rule_for_every_consumer():
 
     from kerasopt.config.tune_schema import ObjectiveConfig
     from kerasopt.monitor import Monitor
-    from kerasopt.training.report import summarize
+    from kerasopt.training.finish import summarize
 
     for key, mode in (("val_auc", "max"), ("val_f1", "max"), ("val_rmse", "min"), ("val_r2", "max"),
                       ("val_top_5_accuracy", "max"), ("val_crossentropy", "min"), ("val_loss", "min")):
