@@ -30,6 +30,7 @@ What differs from the synchronous backends, and why:
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -67,6 +68,9 @@ def refuse_unsupported(cfg) -> None:
     if cfg.deterministic:
         raise ConfigError(f"asynchronous training is not deterministic {why}; set deterministic: false",
                           key="deterministic")
+    if os.environ.get("TF_DETERMINISTIC_OPS", "").strip().lower() in ("1", "true", "yes"):
+        raise ConfigError(f"op determinism forbids the clock each worker's data order is salted with {why}; "
+                          "unset TF_DETERMINISTIC_OPS", key="TF_DETERMINISTIC_OPS")
 
 
 def _chief_address(task: ClusterTask) -> tuple[str, int]:

@@ -141,32 +141,50 @@ def test_rank_and_label_of_each_role_before_tensorflow_starts(monkeypatch):
     ({"train": {"grad_accum_steps": 2}}, "train.grad_accum_steps"),
     ({"callbacks": {"tensorboard": {"update_freq": "batch"}}}, "callbacks.tensorboard.update_freq"),
     ({"deterministic": True}, "deterministic"),
+    ({"env": "1"}, "TF_DETERMINISTIC_OPS"),
 ])
-def test_what_asynchronous_training_cannot_do_is_refused_with_the_key(override, key):
+def test_what_asynchronous_training_cannot_do_is_refused_with_the_key(override, key, monkeypatch):
     from kerasopt.distribute.parameter_server import refuse_unsupported
 
+    override = dict(override)
+    monkeypatch.delenv("TF_DETERMINISTIC_OPS", raising=False)
+    refuse_unsupported(load_config(CFG))  # the test's own config passes
+    if "env" in override:
+        monkeypatch.setenv("TF_DETERMINISTIC_OPS", override.pop("env"))
     cfg = load_config({**CFG, **{k: {**CFG.get(k, {}), **v} if isinstance(v, dict) else v
                                  for k, v in override.items()}})
     with pytest.raises(ConfigError) as e:
         refuse_unsupported(cfg)
     assert e.value.key == key and "parameter_server" in str(e.value)
-    refuse_unsupported(load_config(CFG))  # the test's own config passes
+
+
+ORDER_CHECK = """
+import json, sys
+from kerasopt.config import load_config
+from kerasopt.data.pipeline import build_datasets
+from kerasopt.distribute.parameter_server import per_worker_epochs
+
+bundle = build_datasets(load_config(json.loads(sys.argv[1])))
+
+def first_batch(keys):
+    return next(iter(bundle.train_from_epoch(0, keys=keys)))[1].numpy().tolist()
+
+salted = per_worker_epochs
+print(json.dumps([first_batch(None) == first_batch(None), first_batch(salted) == first_batch(salted)]))
+"""
 
 
 def test_each_worker_draws_its_own_order_of_the_same_epoch():
     """The salt of the epochs' seeds is drawn where the pipeline runs: two iterators of one dataset graph
-    (as two workers get) see different orders; without it they see the same."""
-    from kerasopt.data.pipeline import build_datasets
-    from kerasopt.distribute.parameter_server import per_worker_epochs
-
-    bundle = build_datasets(load_config({**CFG, "distribute": {"backend": "none"}}))
-
-    def first_batch(keys):
-        ds = bundle.train_from_epoch(0, keys=keys)
-        return next(iter(ds))[1].numpy().tolist()
-
-    assert first_batch(None) == first_batch(None)
-    assert first_batch(per_worker_epochs) != first_batch(per_worker_epochs)
+    (as two workers get) see different orders; without it they see the same. In a process of its own: the
+    salt reads the clock, which TensorFlow forbids once op determinism is on (a test before may have set it,
+    and a run with deterministic: true is refused under this backend)."""
+    cfg = json.dumps({**CFG, "distribute": {"backend": "none"}})
+    out = subprocess.run([sys.executable, "-c", ORDER_CHECK, cfg], capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k not in LAUNCH_VARS})
+    assert out.returncode == 0, out.stderr[-2000:]
+    same_without_salt, same_with_salt = json.loads(out.stdout.strip().splitlines()[-1])
+    assert same_without_salt and not same_with_salt
 
 
 # -- a real cluster --------------------------------------------------------------------------------------
