@@ -30,7 +30,7 @@ horovod: install
 # Plain `pytest`, never `python -m pytest`: the latter puts the repo root on
 # sys.path and makes the top-level callbacks/ folder importable a second time.
 test: install horovod
-	$(BIN)/pytest -q -m "not slow and not elastic"
+	$(BIN)/pytest -q -m "not slow and not elastic" --durations=30
 
 test-all: install horovod
 	$(BIN)/pytest -q
