@@ -103,6 +103,10 @@ class Backend:
         """Why XLA cannot compile this backend's training step here, or None when it can."""
         return None
 
+    def policy_unsupported(self, policy: str) -> Optional[str]:
+        """Why this backend cannot train with the mixed-precision ``policy``, or None when it can."""
+        return None
+
     # -- agreement between processes -------------------------------------------------------------------------
     def stop_sync(self) -> Optional[Callable[[float], float]]:
         """For the signal handler: ``f(flag) > 0`` on every process when the flag is set on any."""

@@ -214,6 +214,15 @@ class ParameterServerBackend(Backend):
     def fuses_ema(self) -> bool:
         return False
 
+    def xla_unsupported(self, has_gpu: bool) -> Optional[str]:
+        # seen: "Trying to access resource ... located in device /job:ps ... from device /job:worker"
+        return "XLA cannot compile a step whose variables live on the parameter servers"
+
+    def policy_unsupported(self, policy: str) -> Optional[str]:
+        if policy == "mixed_float16":  # Keras: "Mixed precision is not supported with ... ParameterServerStrategyV2"
+            return "Keras has no float16 loss scaling under ParameterServerStrategy"
+        return None
+
     # -- callbacks -----------------------------------------------------------------------------------------
     def adapt_callbacks(self, named: dict[str, Any], assembly) -> dict[str, Any]:
         """Batch hooks get unresolved step results under this strategy: every kerasopt callback with one

@@ -61,13 +61,25 @@ def plan_run(cfg: ExperimentConfig) -> RunPlan:
         tf.config.experimental.enable_op_determinism()
     device = detect_device()
     decision = decide_precision(cfg.train.precision, cfg.train.jit_compile, device, cfg.model.type)
-    no_xla = backend.xla_unsupported(has_gpu=bool(device.gpus))
+    return RunPlan(backend, device, within_backend(cfg, decision, backend, has_gpu=bool(device.gpus)))
+
+
+def within_backend(cfg: ExperimentConfig, decision, backend: Backend, *, has_gpu: bool):
+    """The precision/XLA ``decision`` without what ``backend`` cannot run: ``auto`` falls back (float32, XLA
+    off, the reason said); an explicit setting is refused with one line naming its key."""
+    no_xla = backend.xla_unsupported(has_gpu=has_gpu)
     if no_xla and decision.jit_compile:
         if cfg.train.jit_compile is True:
             raise ConfigError(f"{no_xla}; set train.jit_compile: auto or false. Received: jit_compile=True",
                               key="train.jit_compile")
         decision = dataclasses.replace(decision, jit_compile=False)
-    return RunPlan(backend, device, decision)
+    no_policy = backend.policy_unsupported(decision.policy)
+    if no_policy:
+        if cfg.train.precision != "auto":
+            raise ConfigError(f"{no_policy}; set train.precision: auto, float32 or mixed_bfloat16. "
+                              f"Received: precision={cfg.train.precision}", key="train.precision")
+        decision = dataclasses.replace(decision, policy="float32", reason=f"{decision.reason}; but {no_policy}")
+    return decision
 
 
 @dataclass

@@ -33,8 +33,8 @@ CFG = {
     # digits as 64 features: an MLP trains in seconds; 360 validation images make 1 point = 3.6 images
     "data": {"source": "sklearn", "name": "digits", "batch_size": 64, "normalize": "minmax", "reshape": [64]},
     "model": {"type": "mlp", "hidden_units": [64], "dropout": 0.1},
-    "train": {"epochs": 10, "verbose": 2, "jit_compile": False,
-              "optimizer": {"type": "adam", "learning_rate": 0.003}},
+    # jit_compile auto: an MLP gets XLA on a CPU, which this backend cannot compile (auto turns it off)
+    "train": {"epochs": 10, "verbose": 2, "optimizer": {"type": "adam", "learning_rate": 0.003}},
     "distribute": {"backend": "parameter_server"},
     "callbacks": {"checkpoint": {"monitor": "val_accuracy", "save_top_k": 2},
                   "early_stopping": {"enabled": False}},
@@ -158,6 +158,35 @@ def test_what_asynchronous_training_cannot_do_is_refused_with_the_key(override, 
     assert e.value.key == key and "parameter_server" in str(e.value)
 
 
+@pytest.mark.parametrize("setting, decided, expected", [
+    ({"jit_compile": "auto"}, ("float32", True), ("float32", False)),
+    ({"jit_compile": True}, ("float32", True), "train.jit_compile"),
+    ({"precision": "auto"}, ("mixed_float16", False), ("float32", False)),
+    ({"precision": "mixed_float16"}, ("mixed_float16", False), "train.precision"),
+    ({"precision": "mixed_bfloat16"}, ("mixed_bfloat16", False), ("mixed_bfloat16", False)),
+])
+def test_what_the_workers_cannot_run_is_turned_off_under_auto_and_refused_when_set(setting, decided, expected):
+    """Both seen on real workers: XLA cannot reach variables on a ps task, and Keras has no float16 loss
+    scaling under this strategy. A GPU chief's ``auto`` would choose both."""
+    from kerasopt.distribute.backend import Backend
+    from kerasopt.distribute.parameter_server import ParameterServerBackend
+    from kerasopt.training.assembly import within_backend
+    from kerasopt.training.precision import PrecisionDecision
+
+    cfg = load_config({**CFG, "train": {**CFG["train"], **setting}})
+    decision = PrecisionDecision(decided[0], decided[1], "GPU compute capability 7.5", "GPU")
+    ps = ParameterServerBackend.__new__(ParameterServerBackend)  # the limits need no cluster
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match="parameter servers|ParameterServerStrategy") as e:
+            within_backend(cfg, decision, ps, has_gpu=True)
+        assert e.value.key == expected
+    else:
+        got = within_backend(cfg, decision, ps, has_gpu=True)
+        assert (got.policy, got.jit_compile) == expected
+        assert ("loss scaling" in got.reason) == (decided[0] != got.policy)
+    assert within_backend(cfg, decision, Backend("one process"), has_gpu=True) == decision  # one process: as decided
+
+
 ORDER_CHECK = """
 import json, sys
 from kerasopt.config import load_config
@@ -195,7 +224,7 @@ def test_chief_two_workers_one_ps_train_digits_within_one_point_of_one_process(c
     codes, out = _wait(procs, logs)
     assert codes == [0, 0, 0, 0], "\n".join(o[-2500:] for o in out)
     chief = out[0]
-    assert "strategy: parameter_server (set in the config)" in chief
+    assert "strategy: parameter_server (set in the config)" in chief and "XLA: off" in chief
     for (role, index), text in zip(ROLES[1:], out[1:]):
         assert f"parameter_server: {role} {index} serving at" in text
         assert "has finished" in text and "epoch 1/" not in text  # servers train nothing themselves
