@@ -138,16 +138,22 @@ def _stop(proc, log) -> None:
     log.close()
 
 
-def test_a_killed_worker_leaves_the_job_running_on_one_rank_with_no_batch_lost_or_repeated(tmp_path):
-    epochs = CFG["train"]["epochs"]
-    proc, out, log = _launch(tmp_path, CFG, env={})
+def _run_with_a_kill(tmp_path: Path, cfg: dict, *extra: str, env: dict, rank: int = 1, timeout: float = 120):
+    """Launch, SIGKILL ``rank`` right after a commit, wait for the job to end (stopped in any case).
+    Returns ``(horovodrun's exit code, the probes' output file, the killed pid, the pids before, the log)``."""
+    proc, out, log = _launch(tmp_path, cfg, *extra, env=env)
     try:
-        killed, _ = _kill_after_a_commit(proc, out, tmp_path)
-        proc.wait(timeout=120)
+        killed, before = _kill_after_a_commit(proc, out, tmp_path, rank=rank)
+        proc.wait(timeout=timeout)
     finally:
         _stop(proc, log)
-    text = _log(tmp_path)
-    assert proc.returncode == 0, text
+    return proc.returncode, out, killed, before, _log(tmp_path)
+
+
+def test_a_killed_worker_leaves_the_job_running_on_one_rank_with_no_batch_lost_or_repeated(tmp_path):
+    epochs = CFG["train"]["epochs"]
+    code, out, killed, _, text = _run_with_a_kill(tmp_path, CFG, env={})
+    assert code == 0, text
     run = tmp_path / "run"
     assert (run / "model" / "elastic.keras").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
@@ -171,15 +177,9 @@ def test_a_worker_that_rejoins_gets_the_state_and_ends_with_the_same_weights(tmp
     cfg = dict(CFG, train={**CFG["train"], "epochs": epochs},
                callbacks={**CFG["callbacks"], "ema": {"enabled": True, "evaluate_raw": False, "decay": 0.9,
                                                      "include_bn_stats": False}})
-    proc, out, log = _launch(tmp_path, cfg, "--blacklist-cooldown-range", "3", "6",
-                             env={"PROBE_SLEEP_ALONE": "0.25"})
-    try:
-        killed, before = _kill_after_a_commit(proc, out, tmp_path)
-        proc.wait(timeout=150)
-    finally:
-        _stop(proc, log)
-    text = _log(tmp_path)
-    assert proc.returncode == 0, text
+    code, out, killed, before, text = _run_with_a_kill(tmp_path, cfg, "--blacklist-cooldown-range", "3", "6",
+                                                       env={"PROBE_SLEEP_ALONE": "0.25"}, timeout=150)
+    assert code == 0, text
     assert "[elastic] joined: rank 1 of 2" in text, text
     finals = _records(out, "final")
     assert len(finals) == 2, text
@@ -197,14 +197,8 @@ def test_when_the_chief_dies_the_survivor_becomes_rank_0_and_writes_the_run(tmp_
     """Rank 0 is killed: the other process becomes rank 0, rebuilds the chief's callbacks (checkpoint,
     history) and writes the whole run: every epoch's row and metrics, exact step count."""
     epochs = CFG["train"]["epochs"]
-    proc, out, log = _launch(tmp_path, CFG, env={})
-    try:
-        killed, _ = _kill_after_a_commit(proc, out, tmp_path, rank=0)
-        proc.wait(timeout=120)
-    finally:
-        _stop(proc, log)
-    text = _log(tmp_path)
-    assert proc.returncode == 0, text
+    code, out, killed, _, text = _run_with_a_kill(tmp_path, CFG, env={}, rank=0)
+    assert code == 0, text
     finals = _records(out, "final")
     assert len(finals) == 1 and finals[0]["pid"] != killed and finals[0]["rank"] == 0, finals
     assert finals[0]["iterations"] == epochs * STEPS
